@@ -1,0 +1,3 @@
+from mlee.cli import main
+
+main()

@@ -1,0 +1,165 @@
+"""The ``mlee`` command line: parse, call the library, render. The only place that chooses exit codes.
+
+Exit codes:
+  0 ok; 1 failure; 2 usage; 3 no usable power source (or device) the user asked for;
+  4 permission denied on a power source; 127 command not found (``mlee run``);
+  130 interrupted; ``mlee run`` otherwise passes on the wrapped command's own code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+
+from mlee import __version__
+from mlee.console import error, message
+from mlee.errors import (
+    CommandNotFound,
+    Interrupted,
+    MleeError,
+    SourcePermissionError,
+    SourceUnavailable,
+    UsageError,
+)
+
+try:  # typer >= 0.29 vendors click as typer._click
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as _cx
+
+_EXIT = tuple({typer.Exit, getattr(_cx, "Exit", typer.Exit)})
+_ABORT = tuple({typer.Abort, getattr(_cx, "Abort", typer.Abort), KeyboardInterrupt, Interrupted})
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NO_SOURCE = 3
+EXIT_PERMISSION = 4
+EXIT_NOT_FOUND = 127
+EXIT_INTERRUPTED = 130
+
+#: Command modules under mlee/commands/, each with ``register(app)``; listed so --help is stable.
+COMMAND_MODULES = ("doctor", "run", "infer", "merge", "rate", "label", "report", "check", "predict", "demo")
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok, 1 failure, 2 usage, 3 no usable power source or device, 4 permission denied, "
+    "127 command not found, 130 interrupted; `mlee run` passes on the wrapped command's code. "
+    "Set MLEE_DEBUG=1 to see tracebacks."
+)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code of an exception."""
+    if isinstance(exc, SourcePermissionError):
+        return EXIT_PERMISSION
+    if isinstance(exc, SourceUnavailable):
+        return EXIT_NO_SOURCE
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, CommandNotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, _ABORT):
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE
+
+
+def _debug() -> bool:
+    return os.environ.get("MLEE_DEBUG", "") not in ("", "0")
+
+
+class MleeGroup(TyperGroup):
+    """Typer's group with one crash handler: every exit path goes through :func:`exit_code_for`."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        code = self._guarded(args, prog_name, complete_var, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _guarded(self, args: Any, prog_name: str | None, complete_var: Any, **extra: Any) -> int:
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "mlee", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except _EXIT as exc:
+            return int(getattr(exc, "exit_code", 0) or 0)
+        except _cx.ClickException as exc:
+            _show_click_error(exc)
+            return EXIT_USAGE if isinstance(exc, _cx.UsageError) else EXIT_FAILURE
+        except _ABORT as exc:
+            if isinstance(exc, Interrupted):
+                error(str(exc))
+            else:
+                message("interrupted")
+            return EXIT_INTERRUPTED
+        except MleeError as exc:
+            if _debug():
+                traceback.print_exc()
+            error(str(exc))
+            return exit_code_for(exc)
+        except Exception as exc:  # noqa: BLE001 - the one crash handler
+            if _debug():
+                traceback.print_exc()
+            error(f"internal error: {type(exc).__name__}: {exc} (set MLEE_DEBUG=1 for a traceback and report it)")
+            return EXIT_FAILURE
+        return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
+
+
+def _show_click_error(exc: _cx.ClickException) -> None:
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except Exception:  # noqa: BLE001 - fall back to click's plain rendering
+        exc.show()
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mlee {__version__}")
+        raise typer.Exit(0)
+
+
+def build_app() -> typer.Typer:
+    """Make the typer app with every command registered."""
+    app = typer.Typer(
+        cls=MleeGroup,
+        name="mlee",
+        help="Measure the energy of ML inference and training, and rate it with A-E energy labels.\n\n"
+        + EXIT_CODES_HELP,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode="rich",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(False, "--version", "-V", callback=_version_callback, is_eager=True,
+                                     help="Print the version and exit."),
+    ) -> None:
+        """Measure the energy of ML inference and training, and rate it with A-E energy labels."""
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"mlee.commands.{name}").register(app)
+    return app
+
+
+app = build_app()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    return typer.main.get_command(app).main(args=argv, prog_name="mlee", standalone_mode=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

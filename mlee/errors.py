@@ -1,0 +1,68 @@
+"""Errors raised by the mlee library.
+
+Library code raises these; only :mod:`mlee.cli` turns them into messages and exit codes.
+Every message names the problem and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+
+class MleeError(Exception):
+    """Base class of every error mlee raises on purpose.
+
+    Args:
+        message: What went wrong, one line.
+        fix: What the user can do about it, one line (optional).
+    """
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.fix})" if self.fix else self.message
+
+
+class UsageError(MleeError):
+    """The user asked for something that cannot be done as asked (bad option value, bad spec)."""
+
+
+class SourceUnavailable(MleeError):
+    """A power source the user asked for cannot be used (no hardware, no driver, no library)."""
+
+
+class SourcePermissionError(SourceUnavailable):
+    """A power source exists but may not be read by this user."""
+
+
+class SourceReadError(MleeError):
+    """One read of a power source failed (counter unreadable, GPU lost). Marks an interval invalid."""
+
+
+class ResultFormatError(MleeError):
+    """An experiment folder, database or spec file cannot be read: truncated, wrong types, newer schema."""
+
+
+class DataError(MleeError):
+    """Input data for a model run is missing, empty or corrupt."""
+
+
+class BackendMissing(MleeError):
+    """A framework (torch, tensorflow, onnxruntime) is not installed; the fix names the extra."""
+
+
+class DeviceUnavailable(SourceUnavailable):
+    """A compute device (``cuda``) was requested but is not present."""
+
+
+class CommandNotFound(MleeError):
+    """The command given to ``mlee run`` does not exist or is not executable."""
+
+
+class CheckFailed(MleeError):
+    """``mlee check`` found conditions that do not hold."""
+
+
+class Interrupted(MleeError):
+    """The user interrupted the run (Ctrl-C); what was measured has been written."""

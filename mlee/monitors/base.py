@@ -1,0 +1,112 @@
+"""The power-source interface every monitor implements, and the records it produces."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+class Domain(str, enum.Enum):
+    """What part of the machine a source measures."""
+
+    cpu = "cpu"
+    dram = "dram"
+    gpu = "gpu"
+    system = "system"
+
+
+class Method(str, enum.Enum):
+    """How an energy figure was obtained, from strongest to weakest.
+
+    ``counter``: difference of a hardware energy counter (RAPL ``energy_uj``, NVML total energy).
+    ``power_integration``: trapezoid integral of sampled power readings.
+    ``estimate``: a model of power (codecarbon's TDP x load, RAM size rules), not a measurement.
+    """
+
+    counter = "counter"
+    power_integration = "power_integration"
+    estimate = "estimate"
+
+
+#: Order used to state the method of a sum: a sum is only as strong as its weakest part.
+METHOD_STRENGTH = {Method.counter: 2, Method.power_integration: 1, Method.estimate: 0}
+
+
+def weakest_method(methods: list[Method]) -> Method | None:
+    """The weakest of ``methods`` (the method a sum of their figures must be reported with)."""
+    if not methods:
+        return None
+    return min(methods, key=lambda m: METHOD_STRENGTH[Method(m)])
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One read of a power source.
+
+    Units: ``t_s`` seconds on the source's clock (monotonic); ``energy_j`` joules, cumulative
+    and wrap-corrected since ``open()`` (counter sources, else None); ``power_w`` watts,
+    instantaneous or averaged over the last interval (else None).
+    """
+
+    t_s: float
+    energy_j: float | None = None
+    power_w: float | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The outcome of probing one source without measuring: for ``mlee doctor`` and the experiment folder.
+
+    ``reason`` says why a source is unavailable; ``fix`` what to do about it.
+    ``detail`` holds facts worth recording (zone path, max range, GPU name and UUID, driver).
+    """
+
+    name: str
+    domain: Domain
+    method: Method | None
+    available: bool
+    reason: str = ""
+    fix: str = ""
+    detail: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class PowerSource(Protocol):
+    """A readable power or energy source.
+
+    Attributes:
+        name: Stable identifier, e.g. ``"rapl:package-0"``, ``"nvml:0"``, ``"estimate:cpu"``.
+        domain: What it measures.
+        method: How its energy figure is obtained.
+        min_interval_s: Shortest useful sampling interval (e.g. the driver's update period).
+        max_interval_s: Longest safe interval (e.g. a quarter of the counter's wrap period at
+            the highest plausible power), or None when any interval is safe.
+
+    Units: intervals in seconds.
+    """
+
+    name: str
+    domain: Domain
+    method: Method
+
+    @property
+    def detail(self) -> dict:
+        """Facts to record about this source (JSON-serialisable)."""
+        ...
+
+    @property
+    def max_interval_s(self) -> float | None:
+        ...
+
+    def open(self) -> Reading:
+        """Probe the device and take the first reading; raise SourceUnavailable/SourcePermissionError."""
+        ...
+
+    def read(self) -> Reading:
+        """Read now. Raise SourceReadError when this read failed (the interval becomes invalid)."""
+        ...
+
+    def close(self) -> Reading:
+        """Take the final reading and release the device."""
+        ...
