@@ -1,10 +1,84 @@
-"""CLI: `mlee check` (being written)."""
+"""CLI: `mlee check` - gate a pull request or CI job on energy."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Register this module's commands on ``app`` (none yet)."""
-    del app
+    """Register `mlee check`."""
+
+    @app.command("check")
+    def check(
+        db: Path = typer.Argument(..., help="Merged database (mlee merge output)."),
+        model: str = typer.Option(None, "--model", "-m", help="Check only this model."),
+        env: str = typer.Option(None, "--env", "-e", help="Check only this environment."),
+        spec: str = typer.Option("mlee", "--spec", help="Rating spec: preset name or file (for --min-rating)."),
+        min_rating: str = typer.Option(None, "--min-rating", help="Worst acceptable compound rating, A-E."),
+        max_energy: str = typer.Option(None, "--max-energy-per-sample",
+                                       help="Ceiling on mean energy per sample, e.g. 0.5J, 500mJ, 1e-4Wh."),
+        baseline: Path = typer.Option(None, "--baseline", help="Older database to compare against."),
+        max_regression: str = typer.Option(None, "--max-regression",
+                                           help="Allowed growth of energy per sample over --baseline, e.g. 5%."),
+        markdown_file: Path = typer.Option(None, "--markdown", help="Write a Markdown summary (CI job summary, PR comment)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+    ) -> int:
+        """Exit 0 when every condition holds, 1 with a list of what failed.
+
+        Regression compares the mean over repeats and says whether the change exceeds the runs' own spread.
+        """
+        from mlee import check as chk
+        from mlee.console import error, message, out
+        from mlee.errors import UsageError
+        from mlee.fsutil import atomic_write_text
+        from mlee.results import load_database
+
+        if max_regression is not None and baseline is None:
+            raise UsageError("--max-regression needs --baseline OLD_DB", "add --baseline with the database to compare to")
+        limit_rating = chk.parse_rating(min_rating) if min_rating else None
+        limit_energy = chk.parse_energy(max_energy) if max_energy else None
+        limit_regression = chk.parse_percent(max_regression) if max_regression else None
+        database = load_database(db)
+        old = load_database(baseline) if baseline else None
+        rated = None
+        if limit_rating:
+            from mlee.rating import load_spec, rate_database
+
+            rated = rate_database(database, load_spec(spec), model=model, env=env)
+        report = chk.run_checks(database, model=model, env=env, rated=rated, min_rating=limit_rating,
+                                max_energy_j=limit_energy, baseline=old, max_regression=limit_regression)
+        if markdown_file:
+            atomic_write_text(markdown_file, chk.markdown(report))
+            message(f"wrote {markdown_file}")
+        if as_json:
+            out().print_json(json.dumps(report.to_dict(), sort_keys=True))
+        else:
+            _render(report)
+        for o in report.failures:
+            error(f"{o.model} ({o.environment}): {chk.describe(o)}")
+        if report.passed:
+            message(f"check passed: {len(report.outcomes)} condition(s) hold")
+            return 0
+        message(f"check failed: {len(report.failures)} of {len(report.outcomes)} condition(s) do not hold")
+        return 1
+
+
+def _render(report) -> None:
+    from rich.table import Table
+
+    from mlee.console import out
+
+    table = Table(title="mlee check")
+    for col in ("model", "environment", "n", "rating", "energy/sample", "baseline", "change"):
+        table.add_column(col)
+    for r in report.rows:
+        e = "n/a" if r["energy_per_sample_j"] is None else f"{r['energy_per_sample_j']:.4g} J"
+        if r["estimated"] and r["energy_per_sample_j"] is not None:
+            e += " (estimate)"
+        b = "" if r["baseline_energy_per_sample_j"] is None else f"{r['baseline_energy_per_sample_j']:.4g} J"
+        c = "" if r["change"] is None else f"{r['change'] * 100:+.1f} %"
+        table.add_row(str(r["model"]), str(r["environment"]), str(r["n"]), r["rating"] or "", e, b, c)
+    out().print(table)
