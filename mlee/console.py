@@ -29,7 +29,7 @@ def err() -> Any:
     """A rich Console writing messages to stderr."""
     from rich.console import Console
 
-    return Console(file=sys.stderr, width=_width(), stderr=True)
+    return Console(file=sys.stderr, width=_width(), stderr=True, soft_wrap=True)
 
 
 def message(text: str, style: str | None = None) -> None:

@@ -1,10 +1,102 @@
-"""CLI: `mlee doctor` (being written)."""
+"""CLI: ``mlee doctor [--json]``: which power sources this machine offers, why not, and the fix.
+
+Fast on purpose (under a second): codecarbon is found with ``importlib.util.find_spec``, never
+imported; RAPL is probed by reading each counter once; NVML by one init.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import typer
 
 
+def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root: Any = None,
+             nvml: Any = None) -> dict:
+    """Everything ``mlee doctor`` shows, as a JSON-ready dict (sorted, deterministic)."""
+    from mlee.monitors.base import Method
+    from mlee.monitors.detect import default_method, probe_all
+    from mlee.monitors.estimate import codecarbon_available, resolve_country
+    from mlee.monitors.rapl import powercap_root as resolve_root
+    from mlee.monitors.sampler import MIN_INTERVAL_S
+
+    code = resolve_country(country)
+    probes = probe_all(powercap_root=powercap_root, nvml=nvml, country=code)
+    limits = [p.detail.get("max_interval_s") for p in probes if p.available and p.detail.get("max_interval_s")]
+    effective_s = max(MIN_INTERVAL_S, min([interval_s, *limits]))
+    components = default_method(probes)
+    methods = {k: (v.value if v else None) for k, v in components.items()}
+    return {
+        "sources": [
+            {"name": p.name, "domain": p.domain.value, "method": p.method.value if p.method else None,
+             "available": p.available, "reason": p.reason, "fix": p.fix, "detail": p.detail}
+            for p in probes
+        ],
+        "components": methods,
+        "estimated": any(v == Method.estimate for v in components.values()),
+        "measured": any(v in (Method.counter, Method.power_integration) for v in components.values()),
+        "usable": any(v is not None for v in components.values()),
+        "interval_s": effective_s,
+        "requested_interval_s": interval_s,
+        "powercap_root": str(resolve_root(powercap_root)),
+        "country": code,
+        "codecarbon_installed": codecarbon_available(),
+    }
+
+
+def _render(report: dict) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from mlee.console import out
+
+    table = Table(title="Power sources", title_justify="left", show_lines=False)
+    for column in ("source", "domain", "method", "status", "reason / fix"):
+        table.add_column(column, overflow="fold")
+    for s in report["sources"]:
+        status = Text("available", style="green") if s["available"] else Text("unavailable", style="yellow")
+        why = s["reason"] + (f"\nfix: {s['fix']}" if s["fix"] else "")
+        table.add_row(Text(s["name"]), s["domain"], s["method"] or "-", status, Text(why or "-"))
+    console = out()
+    console.print(table)
+    labels = {"counter": "measured (energy counter)", "power_integration": "measured (integrated power)",
+              "estimate": "ESTIMATED (codecarbon model)", None: "not measured"}
+    for component in ("cpu", "dram", "gpu"):
+        console.print(Text(f"{component:5} {labels[report['components'][component]]}"))
+    console.print(Text(f"sampling interval: {report['interval_s']:g} s"
+                       + (f" (shortened from {report['requested_interval_s']:g} s so counters cannot wrap unseen)"
+                          if report["interval_s"] < report["requested_interval_s"] else "")))
+    console.print(Text(f"powercap root: {report['powercap_root']}   country: {report['country']}"))
+    if not report["usable"]:
+        console.print(Text("no usable power source: mlee run would stop with exit code 3", style="bold red"))
+    elif report["estimated"]:
+        console.print(Text("figures would be estimates where marked; see the fixes above to measure instead"))
+
+
 def register(app: typer.Typer) -> None:
-    """Register this module's commands on ``app`` (none yet)."""
-    del app
+    """Register ``mlee doctor``."""
+
+    @app.command("doctor")
+    def doctor(
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+        country: str = typer.Option(None, "--country", help="ISO 3166-1 alpha-3 country for the estimate "
+                                    "(default: MLEE_COUNTRY or DEU)."),
+        interval: float = typer.Option(0.1, "--interval", min=0.0, help="Sampling interval to check, in seconds."),
+    ) -> int:
+        """Show every power source: available or not, the reason and the fix, measured or estimated.
+
+        Exit code 0 when at least one source is usable, 3 when none is.
+        """
+        from mlee.errors import UsageError
+        from mlee.fsutil import canonical_json
+
+        if interval <= 0:
+            raise UsageError(f"interval {interval:g} s is not positive", fix="use e.g. --interval 0.1")
+        report = diagnose(country=country, interval_s=interval)
+        if as_json:
+            import sys
+
+            sys.stdout.write(canonical_json(report))
+        else:
+            _render(report)
+        return 0 if report["usable"] else 3

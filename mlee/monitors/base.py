@@ -79,7 +79,8 @@ class PowerSource(Protocol):
         name: Stable identifier, e.g. ``"rapl:package-0"``, ``"nvml:0"``, ``"estimate:cpu"``.
         domain: What it measures.
         method: How its energy figure is obtained.
-        min_interval_s: Shortest useful sampling interval (e.g. the driver's update period).
+        min_interval_s: Shortest useful sampling interval (e.g. the driver's update period); the
+            background sampler reads a source no more often, while window edges read every source.
         max_interval_s: Longest safe interval (e.g. a quarter of the counter's wrap period at
             the highest plausible power), or None when any interval is safe.
 
@@ -89,6 +90,8 @@ class PowerSource(Protocol):
     name: str
     domain: Domain
     method: Method
+    min_interval_s: float
+    first_reading: Reading | None  # the reading open() took; the sampler starts from it
 
     @property
     def detail(self) -> dict:

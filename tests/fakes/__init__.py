@@ -1,0 +1,1 @@
+"""Test doubles for hardware and time: a powercap tree builder, a fake NVML, a fake clock."""
