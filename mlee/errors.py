@@ -66,3 +66,11 @@ class CheckFailed(MleeError):
 
 class Interrupted(MleeError):
     """The user interrupted the run (Ctrl-C); what was measured has been written."""
+
+
+class OutputError(MleeError):
+    """An output cannot be written (read-only location, disk full, locked); what existed before is unchanged."""
+
+
+class RatingError(MleeError):
+    """A database cannot be rated as asked: nothing to rate, or a group lacks the spec's reference model."""

@@ -1,10 +1,312 @@
-"""CLI: `mlee rate` (being written)."""
+"""CLI: `mlee rate` (rate a merged database against a spec) and `mlee calibrate` (boundaries from index quantiles)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+#: Marker shown after a figure that comes from an estimate, not a measurement.
+EST = "est."
 
 
 def register(app: typer.Typer) -> None:
-    """Register this module's commands on ``app`` (none yet)."""
-    del app
+    """Register ``rate`` and ``calibrate`` on ``app``."""
+
+    @app.command("rate")
+    def rate(
+        db: Path = typer.Argument(..., help="Merged database (the JSON file `mlee merge` writes), or a folder of "
+                                            "experiment folders or 2022 logs to merge in memory."),
+        spec: str = typer.Option("mlee", "--spec", "-s",
+                                 help="Rating spec: preset mlee, mlee-2022 or relative, or a .json/.toml spec file."),
+        task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task (inference, training)."),
+        env: Optional[str] = typer.Option(None, "--env", "-e",
+                                          help="Only this environment, named as the tables show it (any case)."),
+        model: Optional[str] = typer.Option(None, "--model", "-m", help="Only this model (any case)."),
+        as_json: bool = typer.Option(False, "--json", help="Rated records as JSON on stdout."),
+        as_csv: bool = typer.Option(False, "--csv", help="One CSV row per rated model on stdout."),
+    ) -> int:
+        """Rate every model against its group's reference: value, index and rating per metric, and the compound.
+
+        Groups are (task, dataset, environment); repeated runs of a model are rated on their mean.
+        """
+        from mlee.errors import UsageError
+        from mlee.rating import load_spec, rate_database
+
+        if as_json and as_csv:
+            raise UsageError("--json and --csv exclude each other", "pick one output format")
+        loaded = load_spec(spec)
+        database = _load_database(db)
+        rated = rate_database(database, loaded, task=task, env=env, model=model)
+        if as_json:
+            _write(json.dumps(rated, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+        elif as_csv:
+            _write(to_csv(rated))
+        else:
+            _render(rated, loaded)
+        return 0
+
+    @app.command("calibrate")
+    def calibrate_cmd(
+        db: Path = typer.Argument(..., help="Merged database (the JSON file `mlee merge` writes), or a folder of "
+                                            "experiment folders or 2022 logs to merge in memory."),
+        quantiles: str = typer.Option("0.8,0.6,0.4,0.2", "--quantiles", "-q",
+                                      help="Four index quantiles for the A/B, B/C, C/D, D/E boundaries, descending."),
+        spec: str = typer.Option("mlee", "--spec", "-s", help="The spec to calibrate: preset name or spec file."),
+        task: Optional[str] = typer.Option(None, "--task", "-t",
+                                           help="Calibrate only this task; the others keep their boundaries."),
+        name: Optional[str] = typer.Option(None, "--name", help="Name of the new spec (default <spec>-calibrated)."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the new spec here (JSON)."),
+        force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+    ) -> int:
+        """Write a spec whose boundaries are the quantiles of the database's indices, per task and metric."""
+        from mlee.console import message
+        from mlee.errors import UsageError
+        from mlee.fsutil import canonical_json
+        from mlee.rating import calibrate, load_spec
+
+        qs = parse_quantiles(quantiles)
+        if output is not None:
+            if output.suffix.lower() != ".json":
+                raise UsageError(f"--output {output}: calibrate writes JSON", "give the file a .json name")
+            if output.is_dir():
+                raise UsageError(f"--output {output} is a folder", "give the path of a .json file")
+            if output.exists() and not force:
+                raise UsageError(f"{output} exists; it is kept", "pass --force to overwrite it, or choose another name")
+            if not output.parent.is_dir():
+                raise UsageError(f"--output {output}: folder {output.parent} does not exist", "create it first")
+        base = load_spec(spec)
+        new = calibrate(_load_database(db), base, qs, task=task, name=name)
+        _explain(new)
+        if output is None:
+            _write(canonical_json(new))
+        else:
+            _write_spec(output, new)
+            message(f"wrote {output} (spec {new['name']} v{new['version']}, "
+                    f"sha256 {load_spec(str(output)).sha256[:12]})")
+        return 0
+
+
+def parse_quantiles(text: str) -> tuple[float, ...]:
+    """``"0.8,0.6,0.4,0.2"`` -> four floats; UsageError naming --quantiles otherwise."""
+    from mlee.errors import UsageError
+
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--quantiles {text!r}: not a comma-separated list of numbers",
+                         "for example --quantiles 0.8,0.6,0.4,0.2") from None
+    if len(values) != 4 or any(not 0 < v < 1 for v in values) or any(a <= b for a, b in zip(values, values[1:])):
+        raise UsageError(f"--quantiles {text!r}: need four numbers strictly between 0 and 1, descending",
+                         "for example --quantiles 0.8,0.6,0.4,0.2")
+    return values
+
+
+def _load_database(path: Path) -> dict[str, Any]:
+    """A merged database file, or a folder of experiment folders / 2022 logs merged in memory (nothing written)."""
+    from mlee.console import message
+    from mlee.errors import UsageError
+    from mlee.results import load_database, merge
+
+    if path.is_dir():
+        database = merge([path])
+        skipped = database.get("skipped") or []
+        message(f"merged {len(database['records'])} experiment(s) under {path} in memory "
+                f"(`mlee merge {path} -o merged.json` keeps a database)")
+        for item in skipped[:5]:
+            message(f"skipped {item.get('path')}: {item.get('reason')}")
+        if len(skipped) > 5:
+            message(f"... and {len(skipped) - 5} more skipped; `mlee merge` lists them all")
+        return database
+    if not path.exists():
+        raise UsageError(f"no database file {path}", "give the JSON file written by `mlee merge`, or a results folder")
+    return load_database(path)
+
+
+def _write(text: str) -> None:
+    """Machine-readable text to stdout, unchanged (JSON, CSV)."""
+    from mlee.console import out
+
+    # Straight to the console's file: rich would split megabytes of JSON into styled segments (300x slower), and
+    # machine output must not be wrapped or highlighted anyway.
+    console = out()
+    console.file.write(text)
+    console.file.flush()
+
+
+def _write_spec(path: Path, data: dict[str, Any]) -> None:
+    from mlee.errors import OutputError
+    from mlee.fsutil import atomic_write_json
+
+    try:
+        atomic_write_json(path, data)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}", "check the folder is writable") from exc
+
+
+# ---------------------------------------------------------------------------------------------------- formats
+
+
+def fmt_value(value: float | None) -> str:
+    """A figure with four significant digits ("n/a" when not measured)."""
+    if value is None:
+        return "n/a"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.3e}"
+    return f"{value:.4g}"
+
+
+def fmt_index(index: float | None) -> str:
+    return "n/a" if index is None else f"{index:.2f}"
+
+
+def _csv_number(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def to_csv(rated: list[dict[str, Any]]) -> str:
+    """One row per rated record; per metric ``<key>_value``, ``_unit``, ``_index``, ``_rating``, ``_method``.
+
+    Metric columns are the union over the rows in order of first appearance (tasks may rate different metrics);
+    a metric a row does not have stays empty. Floats are written in full precision.
+    """
+    import csv
+    import io
+
+    keys: list[str] = []
+    for record in rated:
+        for key in record["metrics"]:
+            if key not in keys:
+                keys.append(key)
+    head = ["id", "task", "dataset", "environment", "model", "backend", "n", "reference", "compound", "estimated",
+            "spec", "spec_version", "spec_sha256"]
+    fields = ("value", "unit", "index", "rating", "method")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(head + [f"{k}_{f}" for k in keys for f in fields])
+    for r in rated:
+        row = [r["id"], r["task"], r["dataset"], r["environment"], r["model"], r["backend"], r["n"], r["reference"],
+               r["compound"], r["estimated"], r["spec"]["name"], r["spec"]["version"], r["spec"]["sha256"]]
+        for key in keys:
+            m = r["metrics"].get(key)
+            row.extend(m.get(f) if m else None for f in fields)
+        writer.writerow([_csv_number(v) for v in row])
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------- table
+
+
+def _render(rated: list[dict[str, Any]], spec: Any) -> None:
+    """One table per group: wide (a column per metric) when the terminal fits it, else long (a row per metric)."""
+    from mlee.console import message, out
+
+    console = out()
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rated:
+        groups.setdefault((r["task"], r["dataset"], r["environment"]), []).append(r)
+    for (task, dataset, environment), rows in groups.items():
+        keys = list(rows[0]["metrics"])
+        name_width = max(len(_name(r)) for r in rows)
+        # A metric cell needs about 9 characters ("0.8518 est.", "1.28 B") plus 3 of padding and rule.
+        wide = console.width >= name_width + 12 + 12 * len(keys)
+        title = f"{task} · {dataset or '-'} · {environment or '-'}"
+        reference = rows[0]["reference"]
+        caption = f"index against {reference}" if reference else "index against the best model of the group"
+        console.print(_wide(title, caption, keys, rows) if wide else _long(title, caption, keys, rows))
+    message(f"rated {len(rated)} model(s) in {len(groups)} group(s) with spec {spec.name} v{spec.version} "
+            f"(sha256 {spec.sha256[:12]}); n/a: not measured, rates E")
+    if any(r["estimated"] for r in rated):
+        message(f"{EST}: energy from an estimate (codecarbon's model of power), not a measurement")
+
+
+def _name(r: dict[str, Any]) -> str:
+    return r["model"] + (f" (mean of {r['n']})" if r["n"] > 1 else "")
+
+
+def _compound(r: dict[str, Any]) -> Any:
+    from rich.text import Text
+
+    from mlee.rating import COLOURS
+
+    text = Text(r["compound"], style=f"bold {COLOURS[r['compound']]}")
+    if r["estimated"]:
+        text.append(f" {EST}")
+    return text
+
+
+def _value_text(m: dict[str, Any]) -> str:
+    return fmt_value(m["value"]) + (f" {EST}" if m["method"] == "estimate" else "")
+
+
+def _wide(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]]) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from mlee.rating import COLOURS
+
+    table = Table(title=Text(title, style="bold"), caption=Text(caption), title_justify="left",
+                  caption_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("Model", no_wrap=True)
+    table.add_column("Rating", justify="center", no_wrap=True)
+    for key in keys:
+        m = rows[0]["metrics"][key]
+        # Text, not a markup string: "[ms]" or "[kWh]" would be read as style tags and vanish.
+        table.add_column(Text(f"{m['label']} [{m['unit']}]" if m["unit"] else m["label"]), justify="right")
+    for r in rows:
+        cells = []
+        for key in keys:
+            m = r["metrics"].get(key)
+            cells.append(Text("-") if m is None else Text(f"{_value_text(m)}\n{fmt_index(m['index'])} {m['rating']}",
+                                                           style=COLOURS[m["rating"]]))
+        table.add_row(Text(_name(r)), _compound(r), *cells)
+    return table
+
+
+def _long(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]]) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from mlee.rating import COLOURS
+
+    table = Table(title=Text(title, style="bold"), caption=Text(caption), title_justify="left",
+                  caption_justify="left", box=box.SIMPLE_HEAD)
+    for header, justify in (("Model", "left"), ("Rating", "center"), ("Metric", "left"), ("Value", "right"),
+                            ("Unit", "left"), ("Index", "right"), ("", "center")):
+        table.add_column(header, justify=justify, no_wrap=header != "Model")
+    for r in rows:
+        for position, key in enumerate(k for k in keys if k in r["metrics"]):
+            m = r["metrics"][key]
+            colour = COLOURS[m["rating"]]
+            table.add_row(Text(_name(r)) if position == 0 else "", _compound(r) if position == 0 else "",
+                          Text(m["label"]), Text(_value_text(m), style=colour), Text(m["unit"]),
+                          Text(fmt_index(m["index"]), style=colour), Text(m["rating"], style=f"bold {colour}"),
+                          end_section=position == len(keys) - 1)
+    return table
+
+
+def _explain(new: dict[str, Any]) -> None:
+    from mlee.console import message
+
+    for task_name, info in new["calibration"]["tasks"].items():
+        if not info.get("groups"):
+            message(f"{task_name}: {info.get('note', 'not calibrated')}")
+            continue
+        metrics = {m["key"]: m for m in new["tasks"][task_name]["metrics"]}
+        for key, note in info["metrics"].items():
+            if note["status"] == "calibrated":
+                bounds = ", ".join(f"{b:.4g}" for b in metrics[key]["boundaries"])
+                message(f"{task_name}.{key}: boundaries {bounds} (from {note['n']} indices)")
+            else:
+                message(f"{task_name}.{key}: {note['status']} ({note['n']} indices)")
