@@ -268,7 +268,7 @@ def build_results(m: Any, end: Any, end_wall: dt.datetime, status: str, error: s
         error=error, end_utc=utc_iso(end_wall), duration_s=duration_s, energy_j=energy_j,
         energy_method=energy_method, estimated=is_estimated(energy_method), sources=sources,
         baseline=baseline, windows=m.windows, valid=all(s["valid"] for s in sources),
-        carbon=_carbon(m.country, energy_j["total"], energy_method["total"]),
+        carbon=_carbon(m.country, m.pue, energy_j["total"], energy_method["total"]),
         sampler={"interval_s": sampler.interval_s, "thread_cpu_s": sampler.thread_cpu_s,
                  "overruns": sampler.overruns, "errors": sampler.loop_errors,
                  "last_error": sampler.last_loop_error or None},
@@ -276,14 +276,14 @@ def build_results(m: Any, end: Any, end_wall: dt.datetime, status: str, error: s
     return {**m._extra, **results}
 
 
-def _carbon(country: str, total_j: float | None, method: str | None) -> dict | None:
-    """Emissions of the total energy on the country's grid (codecarbon's bundled table, read offline)."""
+def _carbon(country: str, pue: float, total_j: float | None, method: str | None) -> dict | None:
+    """Emissions of the total energy at ``pue`` on the country's grid (codecarbon's bundled table, read offline)."""
     from mlee.carbon import emissions, intensity_for
 
     if total_j is None or total_j < 0:
         return None
     try:
-        record = emissions(total_j, intensity_for(country))
+        record = emissions(total_j, intensity_for(country), pue=pue)
     except MleeError:
         return None
     record.update(energy_method=method, estimated=True)  # grid averages: always an estimate of emissions

@@ -78,6 +78,7 @@ class Measurement:
         sources: Source names (``rapl``, ``nvml``, ``estimate``, ``rapl:psys``...) or None to auto-detect.
         baseline_s: Idle baseline measured before the workload (0: none).
         country: ISO alpha-3 country for the codecarbon estimate and the carbon figure.
+        pue: Power usage effectiveness of the facility (>= 1.0; default 1.0, no overhead) for the carbon figure.
         config: Extra run arguments for ``config.json``.
         powercap_root, nvml, clock, estimator, sleep: Hardware and time edges, injectable for tests.
         host_pid: Root of the process tree traced in ``host.csv`` (default: this process).
@@ -89,7 +90,8 @@ class Measurement:
 
     def __init__(self, name: str, kind: str = "measure", output_dir: str | Path = DEFAULT_OUTPUT_DIR,
                  interval_s: float = 0.1, sources: list[str] | str | None = None, baseline_s: float = 0.0,
-                 country: str | None = None, config: dict | None = None, *, powercap_root: Any = None,
+                 country: str | None = None, config: dict | None = None, *, pue: float = 1.0,
+                 powercap_root: Any = None,
                  nvml: Any = None, clock: Callable[[], float] | None = None, estimator: Any = None,
                  sleep: Callable[[float], None] | None = None, host_pid: int | None = None,
                  write_log: bool = True, background: bool = True) -> None:
@@ -110,13 +112,16 @@ class Measurement:
         self.baseline_s = float(baseline_s)
         self.country = resolve_country(country)
         check_country(self.country)
+        if not isinstance(pue, (int, float)) or not pue >= 1.0:
+            raise UsageError(f"PUE {pue!r} is below 1.0", fix="use --pue 1.0 (no facility overhead) or more, e.g. 1.4")
+        self.pue = float(pue)
         self.config = dict(config or {})
         self._powercap_root, self._nvml, self._estimator = powercap_root, nvml, estimator
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
         self._host_pid, self._write_log, self._background = host_pid, write_log, background
         self._kwargs = {"kind": kind, "output_dir": output_dir, "interval_s": interval_s, "sources": sources,
-                        "baseline_s": baseline_s, "country": country, "config": config,
+                        "baseline_s": baseline_s, "country": country, "config": config, "pue": pue,
                         "powercap_root": powercap_root, "nvml": nvml, "clock": clock, "estimator": estimator,
                         "sleep": sleep, "host_pid": host_pid, "write_log": write_log, "background": background}
         self.folder: Path | None = None
@@ -239,7 +244,8 @@ class Measurement:
     def _config_json(self) -> dict:
         return {**self.config, "kind": self.kind, "name": self.name, "output_dir": str(self.output_dir),
                 "interval_s": self.interval_s, "requested_interval_s": self.requested_interval_s,
-                "sources": self.requested_sources, "baseline_s": self.baseline_s, "country": self.country}
+                "sources": self.requested_sources, "baseline_s": self.baseline_s, "country": self.country,
+                "pue": self.pue}
 
     def log(self, line: str) -> None:
         """Append one line to ``log.txt`` with the session time (no-op without a log)."""

@@ -279,3 +279,18 @@ def test_zones_left_out_of_the_default_set_are_recorded(tmp_path, clock):
     skipped = {s["name"]: s for s in m.result.results["skipped_sources"]}
     assert "part of its package" in skipped["rapl:package-0-core"]["reason"]
     assert "--source rapl:package-0-core" in skipped["rapl:package-0-core"]["fix"]
+
+
+def test_carbon_follows_country_and_pue(tmp_path, clock):
+    from mlee.carbon import intensity_for
+
+    machine = fake_machine(tmp_path, clock)  # 1470 J over 6 s, see above
+    with session(tmp_path, machine, country="FRA", pue=1.5) as m:
+        clock.advance(6.0)
+    carbon = load(m.result.folder, "results.json")["carbon"]
+    fra = intensity_for("FRA")
+    assert carbon["country"] == "FRA" and carbon["pue"] == 1.5 and carbon["estimated"] is True
+    assert carbon["emissions_g"] == pytest.approx(1470.0 / 3.6e6 * 1.5 * fra.g_per_kwh)
+    assert "codecarbon" in carbon["source"] and carbon["year"] == fra.year
+    with pytest.raises(UsageError, match="PUE"):
+        session(tmp_path, machine, pue=0.9)

@@ -159,6 +159,8 @@ def register(app: typer.Typer) -> None:
                                          help="rapl, nvml or estimate (repeatable; default: auto-detect)."),
         country: str = typer.Option(None, "--country", help="ISO alpha-3 country for the estimate and carbon "
                                     "figures (default: MLEE_COUNTRY or DEU)."),
+        pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness of the facility for the carbon "
+                                  "figure (1.0: no overhead)."),
     ) -> int:
         """Run CMD under measurement: `mlee run -- python train.py`.
 
@@ -177,7 +179,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"baseline {baseline_s:g} s is negative", fix="use --baseline-s 0 or more")
         run_name = name or Path(cmd[0]).name
         m = Measurement(run_name, kind="run", output_dir=output_dir, interval_s=interval, sources=source or None,
-                        baseline_s=baseline_s, country=country, config={"command": list(cmd)}, write_log=False)
+                        baseline_s=baseline_s, country=country, config={"command": list(cmd)}, write_log=False,
+                        pue=pue)
         if baseline_s > 0:
             message(f"mlee: measuring the idle baseline for {baseline_s:g} s")
         m.start()
