@@ -8,6 +8,7 @@ itself is not imported, nothing is looked up on the network, and the location is
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import json
 from dataclasses import asdict, dataclass
@@ -43,6 +44,7 @@ def _codecarbon_data_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data" / "private_infra"
 
 
+@functools.lru_cache(maxsize=8)
 def _load(data_dir: Path | None) -> tuple[dict, dict]:
     base = data_dir or _codecarbon_data_dir()
     try:
@@ -98,6 +100,7 @@ def emissions(energy_j: float, intensity: CarbonIntensity, pue: float = 1.0) -> 
     return record
 
 
+@functools.lru_cache(maxsize=1)
 def _codecarbon_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -105,3 +108,41 @@ def _codecarbon_version() -> str:
         return version("codecarbon")
     except PackageNotFoundError:  # pragma: no cover - find_spec already required it
         return "unknown"
+
+
+def per_sample_energy_j(record: dict) -> float | None:
+    """Energy per sample of a database record or summary (the mean over repeats for a summary).
+
+    Units: joules.
+    """
+    block = (record.get("per_sample") or {}).get("energy_j")
+    if isinstance(block, dict):
+        value = block.get("total", block.get("mean"))
+    else:
+        value = block
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def carbon_per_sample(rated: dict, country: str | None = None, pue: float | None = None,
+                      data_dir: Path | None = None) -> dict | None:
+    """Emissions per sample of one rated record (``mlee.rating.rate_database`` output).
+
+    The grid is ``country`` when given, else the one the run recorded, else ``MLEE_COUNTRY`` or the default;
+    likewise ``pue``. None when the record has no energy per sample. Always an estimate (grid averages).
+
+    Units: ``emissions_g`` grams CO2e per sample.
+    """
+    record = rated.get("record") or {}
+    energy_j = per_sample_energy_j(record)
+    if energy_j is None:
+        return None
+    own = record.get("carbon") or {}
+    if country is None:
+        from mlee.monitors.estimate import resolve_country
+
+        country = own.get("country") or resolve_country(None)
+    pue_used = pue if pue is not None else float(own.get("pue") or 1.0)
+    result = emissions(energy_j, intensity_for(country, data_dir), pue=pue_used)
+    energy_estimated = bool(rated.get("estimated"))
+    result.update(per="sample", estimated=True, energy_estimated=energy_estimated)
+    return result

@@ -27,6 +27,11 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Only this model (any case)."),
         as_json: bool = typer.Option(False, "--json", help="Rated records as JSON on stdout."),
         as_csv: bool = typer.Option(False, "--csv", help="One CSV row per rated model on stdout."),
+        country: Optional[str] = typer.Option(None, "--country",
+                                              help="Grid for the emissions per sample (ISO alpha-3 or WORLD; "
+                                                   "default: the country each run recorded, else MLEE_COUNTRY or DEU)."),
+        pue: Optional[float] = typer.Option(None, "--pue", help="Facility PUE for the emissions (default: as recorded, "
+                                                                "else 1.0)."),
     ) -> int:
         """Rate every model against its group's reference: value, index and rating per metric, and the compound.
 
@@ -40,6 +45,7 @@ def register(app: typer.Typer) -> None:
         loaded = load_spec(spec)
         database = _load_database(db)
         rated = rate_database(database, loaded, task=task, env=env, model=model)
+        _add_carbon(rated, country, pue)
         if as_json:
             _write(json.dumps(rated, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
         elif as_csv:
@@ -126,6 +132,16 @@ def _load_database(path: Path) -> dict[str, Any]:
     return load_database(path)
 
 
+def _add_carbon(rated: list[dict[str, Any]], country: str | None, pue: float | None) -> None:
+    """Attach emissions per sample (``carbon``) to each rated record; None where energy per sample is missing."""
+    from mlee.carbon import carbon_per_sample, intensity_for
+
+    if country is not None:
+        intensity_for(country)  # an unknown code fails once, before any output
+    for r in rated:
+        r["carbon"] = carbon_per_sample(r, country=country, pue=pue)
+
+
 def _write(text: str) -> None:
     """Machine-readable text to stdout, unchanged (JSON, CSV)."""
     from mlee.console import out
@@ -188,7 +204,7 @@ def to_csv(rated: list[dict[str, Any]]) -> str:
             if key not in keys:
                 keys.append(key)
     head = ["id", "task", "dataset", "environment", "model", "backend", "n", "reference", "compound", "estimated",
-            "spec", "spec_version", "spec_sha256"]
+            "spec", "spec_version", "spec_sha256", "carbon_g_per_sample", "carbon_country", "carbon_pue"]
     fields = ("value", "unit", "index", "rating", "method")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -196,6 +212,8 @@ def to_csv(rated: list[dict[str, Any]]) -> str:
     for r in rated:
         row = [r["id"], r["task"], r["dataset"], r["environment"], r["model"], r["backend"], r["n"], r["reference"],
                r["compound"], r["estimated"], r["spec"]["name"], r["spec"]["version"], r["spec"]["sha256"]]
+        carbon = r.get("carbon") or {}
+        row += [carbon.get("emissions_g"), carbon.get("country"), carbon.get("pue")]
         for key in keys:
             m = r["metrics"].get(key)
             row.extend(m.get(f) if m else None for f in fields)
@@ -223,10 +241,34 @@ def _render(rated: list[dict[str, Any]], spec: Any) -> None:
         reference = rows[0]["reference"]
         caption = f"index against {reference}" if reference else "index against the best model of the group"
         console.print(_wide(title, caption, keys, rows) if wide else _long(title, caption, keys, rows))
+    _render_carbon(rated)
     message(f"rated {len(rated)} model(s) in {len(groups)} group(s) with spec {spec.name} v{spec.version} "
             f"(sha256 {spec.sha256[:12]}); n/a: not measured, rates E")
     if any(r["estimated"] for r in rated):
         message(f"{EST}: energy from an estimate (codecarbon's model of power), not a measurement")
+
+
+def _render_carbon(rated: list[dict[str, Any]]) -> None:
+    """Emissions per sample: energy per sample x PUE x the grid's intensity (codecarbon's bundled table)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from mlee.console import out
+
+    rows = [r for r in rated if r.get("carbon")]
+    if not rows:
+        return
+    table = Table(title=Text("Emissions per sample (estimate: grid averages)", style="bold"), title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for header in ("Model", "Environment", "gCO2e / sample", "Grid", "gCO2e/kWh", "PUE", "Source"):
+        table.add_column(header, justify="right" if header in ("gCO2e / sample", "gCO2e/kWh", "PUE") else "left")
+    for r in rows:
+        c = r["carbon"]
+        grams = fmt_value(c["emissions_g"]) + (f" {EST}" if c["energy_estimated"] else "")
+        table.add_row(Text(_name(r)), Text(r["environment"] or "-"), grams, c["country"],
+                      f"{c['intensity_g_per_kwh']:.4g}", f"{c['pue']:g}", Text(c["source"]))
+    out().print(table)
 
 
 def _name(r: dict[str, Any]) -> str:
