@@ -35,6 +35,11 @@ def register(app: typer.Typer) -> None:
                                    help="Put this URL in the QR code instead of a summary of the record; "
                                         "may use {model} {env} {task} {dataset} {compound} {id} {spec} "
                                         "{spec_sha256} (URL-quoted)."),
+        carbon: bool = typer.Option(False, "--carbon", help="Also print emissions per sample (gCO2e, an estimate "
+                                    "from grid averages) in the energy block."),
+        country: str = typer.Option(None, "--country", help="Grid for --carbon (ISO alpha-3 or WORLD; default: "
+                                    "as recorded, else MLEE_COUNTRY or DEU)."),
+        pue: float = typer.Option(None, "--pue", help="Facility PUE for --carbon (default: as recorded, else 1.0)."),
     ) -> int:
         """Render A-E energy labels of rated models (the scale, compound and per-metric ratings, QR code).
 
@@ -65,6 +70,15 @@ def register(app: typer.Typer) -> None:
             check_selection(model=model, env=env, all_records=all_records)
             rated, dates = _rate_database(source, spec, task=task, env=env, model=model)
         rated = ordered(rated)
+        if carbon:
+            from mlee.carbon import carbon_per_sample, intensity_for
+
+            if country is not None:
+                intensity_for(country)  # an unknown code fails before anything is written
+            for r in rated:
+                r["carbon"] = carbon_per_sample(r, country=country, pue=pue)
+        elif country is not None or pue is not None:
+            raise UsageError("--country and --pue only apply with --carbon", "add --carbon to print emissions")
         with progress() as bar:
             job = bar.add_task("rendering labels", total=len(rated))
             written = write_labels(rated, output, fmt=fmt, qr_url=qr_url, dates=dates,

@@ -284,6 +284,24 @@ def _energy_note(rated: dict[str, Any], record: dict[str, Any], blocks: tuple[Bl
     return False, f"Energy measured: {how}" + (f" ({', '.join(_compact(names))})" if names else "")
 
 
+def format_mass_g(grams: float) -> str:
+    """A mass of CO2e in g, mg or µg, whichever keeps the figure readable."""
+    for factor, unit in ((1.0, "g"), (1e-3, "mg"), (1e-6, "\u00b5g")):
+        if abs(grams) >= factor or unit == "\u00b5g":
+            return f"{format_number(grams / factor)} {unit}"
+    return f"{format_number(grams)} g"  # pragma: no cover - the loop always returns
+
+
+def _with_carbon(blocks: tuple[Block, ...], carbon: dict[str, Any]) -> tuple[Block, ...]:
+    """Emissions per sample under the energy figures (asked for with ``mlee label --carbon``); never rated."""
+    pue = float(carbon.get("pue") or 1.0)
+    line = MetricLine(key="carbon_per_sample", label=f"CO2e/sample, {carbon.get('country')}"
+                      + (f", PUE {pue:g}" if pue != 1.0 else ""),
+                      text="\u2248 " + format_mass_g(float(carbon["emissions_g"])), rating=None, method=None,
+                      weight=0.0)
+    return tuple(replace(b, lines=b.lines + (line,)) if b.kind == "energy" else b for b in blocks)
+
+
 def _compact(names: list[str]) -> list[str]:
     """``nvml:0 ... nvml:7`` as ``nvml:0-7``: eight GPUs should not crowd out the line."""
     groups: dict[str, list[str]] = {}
@@ -335,6 +353,8 @@ def label_content(rated: dict[str, Any], *, qr_url_template: str | None = None,
     blocks = _blocks(metrics, record)
     estimated, note = _energy_note(rated, record, blocks)
     blocks = _with_energy_footnote(blocks, estimated, record)
+    if isinstance(rated.get("carbon"), dict) and finite(rated["carbon"].get("emissions_g")):
+        blocks = _with_carbon(blocks, rated["carbon"])
     sha = str(spec.get("sha256") or "")
     fields = dict(
         model=_text(rated.get("model")), task=_text(rated.get("task")), dataset=_text(rated.get("dataset")),
