@@ -1,0 +1,282 @@
+"""One model run under measurement, and several in a row: build, data, warm-up, measured windows, results.
+
+Every run is one :class:`mlee.session.Measurement` session (one experiment folder). Only the timed
+loops sit inside measured windows; build, data preparation, export and warm-up are unmeasured
+windows of the same session, so their time and energy are recorded separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlee.errors import Interrupted, MleeError
+from mlee.runners import registry, stats
+from mlee.runners.data import ImageSet, load
+from mlee.runners.engine import BatchCallback, WeightsChoice
+from mlee.runners.options import RunOptions
+from mlee.runners.preprocess import Preprocessing, batch_bounds, for_entry, normalize
+
+
+class Progress(Protocol):
+    """What a caller sees of a run while it goes (the CLI draws a progress bar with it)."""
+
+    def start_model(self, name: str, index: int, total: int) -> None:
+        """A model starts (``index`` counts from 0)."""
+
+    def phase(self, description: str, total_batches: int) -> None:
+        """A loop over ``total_batches`` batches starts (warm-up, repeat, epoch)."""
+
+    def advance(self, n: int = 1) -> None:
+        """``n`` more batches are done."""
+
+    def end_model(self, outcome: ModelOutcome) -> None:
+        """A model finished (completed or failed)."""
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    """How one model's run ended. ``results`` is the content of its results.json (None if no folder)."""
+
+    model: str
+    status: str
+    folder: Path | None
+    error: MleeError | None
+    results: dict | None
+
+
+@dataclass
+class Prepared:
+    """A model ready to run: its engine, preprocessing and data."""
+
+    spec: registry.ModelSpec
+    framework: str
+    prep: Preprocessing
+    engine: Any
+    data: ImageSet
+    batches: list[Any]
+    labels: list[Any]
+
+
+def on_batch_callback(progress: Progress | None) -> BatchCallback | None:
+    """The per-batch callback that advances ``progress`` (None without progress: nothing to call)."""
+    if progress is None:
+        return None
+    advance = progress.advance
+    return lambda _i, _n: advance(1)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    text = str(exc).lower()
+    return ("OutOfMemory" in name or "ResourceExhausted" in name or "out of memory" in text
+            or "can't allocate memory" in text or "failed to allocate memory" in text)
+
+
+def translate(exc: BaseException, model: str, options: RunOptions) -> MleeError:
+    """A framework exception as a one-line MleeError (out-of-memory gets its own message and fix)."""
+    if isinstance(exc, MleeError):
+        return exc
+    if _is_oom(exc):
+        return MleeError(f"{model}: out of memory with --batch-size {options.batch_size} on {options.device}",
+                         fix="lower --batch-size (or --n-samples), or free memory on the device")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return MleeError(f"{model} failed: {type(exc).__name__}: {first}",
+                     fix="set MLEE_DEBUG=1 for a traceback and report it")
+
+
+def _num_classes(data: ImageSet) -> int:
+    if data.name == "digits":
+        return 10
+    return max(1000, data.n_classes or 0)
+
+
+def make_engine(spec: registry.ModelSpec, framework: str, options: RunOptions, weights: WeightsChoice,
+                num_classes: int, input_size: int) -> Any:
+    """The framework engine for ``spec`` (the ONNX export is a separate step, :func:`export_onnx`)."""
+    entry = spec.entry(framework)
+    # An ONNX model is built on the CPU only to be exported; onnxruntime runs it on the device.
+    device = "cpu" if options.backend == "onnx" else options.device
+    if framework == "pytorch":
+        from mlee.runners import torch_backend
+
+        return torch_backend.make_engine(entry, weights, num_classes, input_size, spec.name, device,  # type: ignore[arg-type]
+                                         options.threads, options.seed)
+    from mlee.runners import tf_backend
+
+    return tf_backend.make_engine(entry, weights, num_classes, input_size, spec.name, device,  # type: ignore[arg-type]
+                                  options.threads, options.seed)
+
+
+def export_onnx(engine: Any, framework: str, options: RunOptions, input_size: int) -> Any:
+    """Export ``engine``'s model to ONNX and open it in onnxruntime."""
+    from mlee.runners.onnx_backend import OnnxEngine
+
+    return OnnxEngine(engine, framework, options.device, input_size, options.threads)
+
+
+def to_batches(engine: Any, data: ImageSet, prep: Preprocessing, batch_size: int) -> tuple[list, list]:
+    """Normalised device batches and their numpy labels (empty when the labels are not real)."""
+    batches, labels = [], []
+    for start, stop in batch_bounds(data.n_samples, batch_size):
+        batches.append(engine.inputs(normalize(data.pixels[start:stop], prep)))
+        if data.labels is not None:
+            labels.append(data.labels[start:stop])
+    return batches, labels
+
+
+def prepare(m: Any, model: str, options: RunOptions, weights: WeightsChoice, training: bool) -> Prepared:
+    """Resolve the model, load the data and build the engine, each in an unmeasured window."""
+    spec, framework = registry.resolve(model, options.backend, options.onnx_source)
+    prep = for_entry(spec.entry(framework), options.input_size)
+    with m.window("data", measured=False):
+        data = load(options.dataset_name, prep, split="train" if training else "val",
+                    n_samples=options.planned_samples(), seed=options.seed, data_path=options.data_path,
+                    framework=framework, max_corrupt_fraction=options.max_corrupt_fraction)
+    with m.window("build", measured=False):
+        engine = make_engine(spec, framework, options, weights, _num_classes(data), prep.input_size)
+    if options.backend == "onnx":
+        with m.window("export", measured=False):
+            engine = export_onnx(engine, framework, options, prep.input_size)
+    m.add_results(backend=engine.backend, device=engine.device, preprocessing=prep.to_json())
+    with m.window("model_info", measured=False):
+        info = engine.model_info()
+    m.add_results(model_info=info.to_json())
+    with m.window("to_device", measured=False):
+        batches, labels = to_batches(engine, data, prep, options.batch_size)
+    return Prepared(spec, framework, prep, engine, data, batches, labels)
+
+
+def warm_up(m: Any, p: Prepared, n_batches: int, progress: Progress | None) -> None:
+    """Run ``n_batches`` forward passes outside the measured windows (tracing, caches, clocks)."""
+    if n_batches <= 0 or not p.batches:
+        return
+    chosen = [p.batches[i % len(p.batches)] for i in range(n_batches)]
+    if progress is not None:
+        progress.phase("warm-up", len(chosen))
+    n = sum(_rows(b) for b in chosen)
+    with m.window("warmup", measured=False, n_samples=n):
+        p.engine.infer(chosen, on_batch_callback(progress))
+        p.engine.synchronize()
+
+
+def _rows(batch: Any) -> int:
+    shape = batch.shape() if callable(getattr(batch, "shape", None)) else batch.shape
+    return int(shape[0])
+
+
+def window_figures(record: dict, n_samples: int) -> stats.WindowFigures:
+    """A session window record as per-sample arithmetic input."""
+    return stats.WindowFigures(record["energy_j"], record["energy_method"], record["duration_s"], n_samples)
+
+
+def accuracy(logits: Any, labels: Sequence[Any]) -> dict:
+    """``metrics`` from outputs and real labels: top-1, top-5 (fractions) and mean cross-entropy (nats)."""
+    import numpy as np
+
+    truth = np.concatenate(list(labels))
+    n = len(truth)
+    top5 = stats.topk_hits(logits, truth, 5) / n if logits.shape[1] >= 5 else None
+    return {"top1": stats.topk_hits(logits, truth, 1) / n, "top5": top5, "loss": stats.cross_entropy(logits, truth)}
+
+
+def infer(m: Any, model: str, options: RunOptions, weights: WeightsChoice, progress: Progress | None) -> None:
+    """The inference run inside the started session ``m``."""
+    p = prepare(m, model, options, weights, training=False)
+    n = p.data.n_samples
+    m.add_results(n_samples=n, dataset_info=p.data.info)
+    warm_up(m, p, options.warmup_batches, progress)
+    callback = on_batch_callback(progress)
+    windows = []
+    outputs: list[Any] = []
+    for r in range(options.repeat):
+        if progress is not None:
+            progress.phase(f"repeat {r + 1}/{options.repeat}", len(p.batches))
+        p.engine.synchronize()
+        with m.window(f"repeat-{r}", measured=True, n_samples=n) as w:
+            outputs = p.engine.infer(p.batches, callback)
+            p.engine.synchronize()
+        windows.append(window_figures(w.record, n))
+        if not w.record.get("valid", True):
+            m.log(f"repeat-{r}: a power source failed to read inside the window")
+    per_sample, repeats = stats.combine_repeats(windows)
+    per_sample["valid"] = all(rec.get("valid", True) for rec in m.windows if rec["measured"])
+    metrics = {"top1": None, "top5": None, "loss": None}
+    if p.labels:
+        metrics = accuracy(p.engine.to_numpy(outputs), p.labels)
+    m.add_results(per_sample=per_sample, repeats=repeats, metrics=metrics)
+
+
+def _initial_results(model: str, options: RunOptions) -> dict:
+    return {
+        "task": options.task, "model": model,
+        "backend": {"name": options.backend, "version": None}, "device": options.device,
+        "dataset": options.dataset_name, "n_samples": None, "batch_size": options.batch_size,
+        "metrics": {"top1": None, "top5": None, "loss": None}, "model_info": None,
+        "per_sample": None, "repeats": None, "training": None,
+    }
+
+
+def canonical_name(model: str) -> str:
+    """The registry's name for ``model`` when it knows it, else ``model`` as given."""
+    try:
+        return registry.lookup(model).name
+    except MleeError:
+        return model
+
+
+def run_model(model: str, options: RunOptions, session_kwargs: dict | None = None,
+              progress: Progress | None = None) -> ModelOutcome:
+    """Run one model under its own measurement session; failures are recorded, not raised.
+
+    Raises:
+        SourceUnavailable, SourcePermissionError, UsageError: the session could not start (no folder).
+        Interrupted: Ctrl-C; the folder is recorded as ``interrupted``.
+    """
+    from mlee.session import Measurement
+
+    name = canonical_name(model)
+    kind = "infer" if options.task == "inference" else "train"
+    m = Measurement(name, kind=kind, config=options.to_config(name), **(session_kwargs or {}))
+    m.start()  # a requested source that cannot be used stops here, before any folder is written
+    try:
+        m.add_results(**_initial_results(name, options))
+        weights = options.validate()
+        if options.task == "inference":
+            infer(m, model, options, weights, progress)
+        else:
+            from mlee.runners.training import train
+
+            train(m, model, options, weights, progress)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        m.finish("interrupted", str(exc) or "interrupted")
+        raise Interrupted(f"interrupted while running {name}; what was measured is in {m.folder}") from exc
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one recorded line
+        error = translate(exc, name, options)
+        if error is not exc:
+            error.__cause__ = exc
+        result = m.finish("failed", str(error))
+        return ModelOutcome(name, "failed", m.folder, error, result.results)
+    except BaseException as exc:
+        m.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    result = m.finish("completed")
+    return ModelOutcome(name, result.status, m.folder, None, result.results)
+
+
+def run_models(models: Sequence[str], options: RunOptions, session_kwargs: dict | None = None,
+               progress: Progress | None = None) -> list[ModelOutcome]:
+    """Run each model in turn; one failing model is recorded and the others still run."""
+    outcomes = []
+    for i, model in enumerate(models):
+        if progress is not None:
+            progress.start_model(canonical_name(model), i, len(models))
+        outcome = run_model(model, options, session_kwargs, progress)
+        outcomes.append(outcome)
+        if progress is not None:
+            progress.end_model(outcome)
+    return outcomes
