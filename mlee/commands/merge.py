@@ -1,10 +1,82 @@
-"""CLI: `mlee merge` (being written)."""
+"""CLI: `mlee merge` - experiment folders and 2022 logs into one database."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Register this module's commands on ``app`` (none yet)."""
-    del app
+    """Register `mlee merge`."""
+
+    @app.command("merge")
+    def merge(
+        paths: list[Path] = typer.Argument(
+            None, help="Experiment folders, folders holding them (searched recursively) or 2022 logs "
+                       "(infer_*.json, train_*.json). Default: results/."),
+        output: Path = typer.Option(Path("results/merged.json"), "--output", "-o", help="Database file to write."),
+        update: bool = typer.Option(False, "--update", "-u",
+                                    help="Add new or changed folders to the existing database; unchanged ones "
+                                         "are not read again and no record is removed."),
+        include_traces: bool = typer.Option(False, "--include-traces",
+                                            help="Store raw trace samples in each record (large)."),
+        strict: bool = typer.Option(False, "--strict", help="Exit 1 when any input was skipped (for CI)."),
+        archive: Path = typer.Option(None, "--archive", metavar="DIR",
+                                     help="Also pack each merged folder as DIR/<id>.tar.gz (raw traces kept)."),
+        overwrite: bool = typer.Option(False, "--overwrite",
+                                       help="Replace an existing database even if records would disappear."),
+        jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Reader processes (default: the idle CPUs, 1 to 4)."),
+        lock_timeout: float = typer.Option(600.0, "--lock-timeout", min=0.0,
+                                           help="Seconds to wait for another merge into the same file."),
+    ) -> int:
+        """Merge experiment folders into one JSON database: one record per experiment, summaries of repeats.
+
+        Folders that cannot be read are listed with the reason on stderr and under "skipped" in the output.
+        The output is written atomically under a lock; the same inputs always give the same bytes.
+        """
+        from mlee.console import message, progress
+        from mlee.errors import UsageError
+        from mlee.results import merge_into
+
+        if not paths:
+            default = Path("results")
+            if not default.is_dir():
+                raise UsageError("no folders given and results/ does not exist",
+                                 "give experiment folders: mlee merge DIR...")
+            paths = [default]
+        if update and not output.exists():
+            message(f"{output} does not exist yet: --update starts a new database")
+        with progress() as bar:
+            task = bar.add_task("merging", total=None)
+            report = merge_into(
+                output, list(paths), update=update, include_traces=include_traces,
+                overwrite=overwrite, jobs=jobs, archive=archive, lock_timeout_s=lock_timeout,
+                on_total=lambda n: bar.update(task, total=n),
+                on_progress=lambda n: bar.advance(task, n),
+            )
+        if report.skipped:
+            _skipped_table(report.skipped)
+        reused = f", {report.reused} unchanged (not read again)" if report.reused else ""
+        archived = f", {len(report.archived)} archive(s) written to {archive}" if archive is not None else ""
+        message(f"wrote {output}: {report.records} record(s), {report.summaries} summary(ies), "
+                f"{len(report.skipped)} skipped; {report.read} input(s) read{reused}{archived}")
+        if strict and report.skipped:
+            message(f"--strict: {len(report.skipped)} input(s) were skipped")
+            return 1
+        return 0
+
+
+def _skipped_table(skipped: list[dict]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from mlee.console import err
+
+    table = Table(title=f"skipped ({len(skipped)})", title_justify="left")
+    table.add_column("path", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for s in skipped:
+        # Text, not str: paths and reasons are user data and must never be read as rich markup.
+        table.add_row(Text(s["path"]), Text(s["reason"]))
+    err().print(table)

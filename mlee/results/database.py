@@ -1,0 +1,264 @@
+"""The merged database file (docs/design.md §3): reading with validation, writing atomically under a lock.
+
+Layout on disk: canonical JSON with sorted keys where each record, summary and skipped entry sits on one
+line of its own. That keeps writing fast (the C encoder, no indentation pass), diffs readable (one line per
+record), and lets ``--update`` copy unchanged records as bytes. The same content always gives the same bytes.
+
+Next to ``merged.json`` the merge keeps ``merged.mlee-index.json`` (which input produced which record, with
+file sizes and mtimes) so ``--update`` can skip unchanged folders; it is a cache: when missing or stale
+(the database changed since), the merge falls back to reading everything and loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from mlee.errors import OutputError, ResultFormatError
+from mlee.results.jsonio import read_bytes, parse_json
+from mlee.results.schema import check_version, problem, validator
+
+KIND = "mlee-database"
+SCHEMA_VERSION = 1
+#: Largest database read. Units: bytes.
+MAX_DATABASE_BYTES = 4 << 30
+INDEX_KIND = "mlee-merge-index"
+INDEX_VERSION = 2
+
+
+def dumps_line(item: Any) -> bytes:
+    """One item as compact canonical JSON (sorted keys, UTF-8, no NaN)."""
+    return json.dumps(item, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def index_path(db_path: str | Path) -> Path:
+    """Where the ``--update`` index of a database lives: ``merged.json`` -> ``merged.mlee-index.json``."""
+    p = Path(db_path)
+    return p.with_name(f"{p.stem}.mlee-index.json")
+
+
+def lock_path(db_path: str | Path) -> Path:
+    p = Path(db_path)
+    return p.with_name(f"{p.name}.lock")
+
+
+def render(records: Iterable[tuple[str, bytes]], summaries: Iterable[dict], skipped: Iterable[dict],
+           mlee_version: str) -> tuple[bytes, dict[str, tuple[int, int]]]:
+    """Assemble the database bytes from record lines (already sorted by id).
+
+    Returns:
+        The bytes, and for each record id its (offset, length) in them.
+    """
+    head = (b'{\n"kind":' + dumps_line(KIND) + b',\n"mlee_version":' + dumps_line(mlee_version)
+            + b',\n"records":[')
+    parts = [head]
+    pos = len(head)
+    spans: dict[str, tuple[int, int]] = {}
+    first = True
+    for rid, line in records:
+        sep = b"\n" if first else b",\n"
+        first = False
+        parts.append(sep)
+        pos += len(sep)
+        parts.append(line)
+        spans[rid] = (pos, len(line))
+        pos += len(line)
+    parts.append(b"\n],\n" if not first else b"],\n")
+    parts.append(b'"schema_version":' + dumps_line(SCHEMA_VERSION) + b",\n")
+    for key, items in (("skipped", skipped), ("summaries", summaries)):
+        lines = [dumps_line(i) for i in items]
+        body = (b"\n" + b",\n".join(lines) + b"\n") if lines else b""
+        parts.append(b'"' + key.encode() + b'":[' + body + b"]" + (b",\n" if key == "skipped" else b"\n"))
+    parts.append(b"}\n")
+    return b"".join(parts), spans
+
+
+def _validate(db: dict, label: str) -> dict:
+    db = check_version("database", db, label)
+    if db.get("kind") != KIND:
+        raise ResultFormatError(f"{label} is not an mlee database (kind is {json.dumps(db.get('kind'))[:40]})",
+                                "create one with: mlee merge DIR -o FILE")
+    for key in ("records", "summaries", "skipped"):
+        if not isinstance(db.get(key), list):
+            raise ResultFormatError(f"{label}: {key} is missing or not a list")
+    check_record = validator("database", "/$defs/record")
+    seen: set[str] = set()
+    for i, rec in enumerate(db["records"]):
+        err = check_record(rec, f"records[{i}]")
+        if err is not None:
+            raise ResultFormatError(f"{label}: {err}")
+        if rec["id"] in seen:
+            raise ResultFormatError(f"{label}: record id {rec['id']!r} appears twice")
+        seen.add(rec["id"])
+    for key, pointer in (("summaries", "/$defs/summary"), ("skipped", "/$defs/skipped")):
+        check = validator("database", pointer)
+        for i, item in enumerate(db[key]):
+            err = check(item, f"{key}[{i}]")
+            if err is not None:
+                raise ResultFormatError(f"{label}: {err}")
+    return db
+
+
+def parse_database(data: bytes, label: str = "database", validate: bool = True) -> dict:
+    """Parse database bytes (see :func:`load_database`)."""
+    db = parse_json(data, label)
+    if not isinstance(db, dict):
+        raise ResultFormatError(f"{label} is not a JSON object", "create one with: mlee merge DIR -o FILE")
+    return _validate(db, label) if validate else check_version("database", db, label)
+
+
+def load_database(path: str | Path, validate: bool = True) -> dict:
+    """Read a merged database, validated against ``mlee/schema/database.schema.json``.
+
+    Older schema versions are upgraded; newer ones are refused.
+
+    Args:
+        path: The database file (``mlee merge`` output).
+        validate: Check every record, summary and skipped entry (the default); False only checks the version.
+
+    Returns:
+        The database: ``{"schema_version", "kind", "mlee_version", "records", "summaries", "skipped"}``.
+
+    Raises:
+        ResultFormatError: missing, truncated, not UTF-8, newer schema, or a record with wrong types.
+    """
+    path = Path(path)
+    return parse_database(read_bytes(path, MAX_DATABASE_BYTES), path.name, validate)
+
+
+def database_problem(db: Any) -> str | None:
+    """The first schema violation of an in-memory database; None when it conforms."""
+    return problem("database", db)
+
+
+@contextlib.contextmanager
+def locked(db_path: str | Path, timeout_s: float = 600.0, poll_s: float = 0.05) -> Iterator[None]:
+    """Hold the merge lock of a database (``<file>.lock``, an flock) for the duration of the block.
+
+    Units: ``timeout_s`` and ``poll_s`` in seconds.
+
+    Raises:
+        OutputError: the lock file cannot be created, or another merge held the lock for ``timeout_s``.
+    """
+    import fcntl
+
+    path = lock_path(db_path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        raise OutputError(f"cannot create the lock file {path}: {exc.strerror or exc}",
+                          "choose a writable output location with -o") from None
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise OutputError(f"cannot lock {path}: {exc.strerror or exc}") from None
+                if time.monotonic() >= deadline:
+                    raise OutputError(f"{Path(db_path).name} is being written by another mlee merge "
+                                      f"(lock {path.name} held for {timeout_s:g} s)",
+                                      "wait for it to finish or raise --lock-timeout") from None
+                time.sleep(poll_s)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode a replaced file keeps, or what the umask gives a new one (mkstemp alone would give 0600)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> os.stat_result:
+    """Write through a temporary file in the same folder, fsync, rename; on any failure the old file stays.
+
+    Raises:
+        OutputError: read-only location, disk full, file size limit, missing folder.
+    """
+    import tempfile
+
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _new_file_mode(path))
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        with contextlib.suppress(OSError):  # make the rename itself durable
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        return os.stat(path)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            reason += f" ({len(data) / 1e6:.1f} MB to write)"
+        kept = "the old file is unchanged" if path.exists() else "nothing was written"
+        raise OutputError(f"cannot write {path}: {reason}; {kept}",
+                          "free space or choose another location with -o") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def read_index(db_path: Path) -> dict | None:
+    """The ``--update`` index of a database when it matches the database file as it is now, else None."""
+    ipath = index_path(db_path)
+    try:
+        st = os.stat(db_path)
+        idx = parse_json(read_bytes(ipath, MAX_DATABASE_BYTES), ipath.name)
+    except (OSError, ResultFormatError):
+        return None
+    if not isinstance(idx, dict) or idx.get("kind") != INDEX_KIND or idx.get("version") != INDEX_VERSION:
+        return None
+    stamp = idx.get("database")
+    if stamp != {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}:
+        return None
+    if not isinstance(idx.get("inputs"), dict) or not isinstance(idx.get("records"), dict):
+        return None
+    return idx
+
+
+def write_index(db_path: Path, st: os.stat_result, content: dict) -> None:
+    """Write the index after the database (a crash in between leaves a stale index, which is ignored).
+
+    Args:
+        db_path: The database just written.
+        st: Its stat after the write (the index is valid for exactly that file).
+        content: ``inputs``, ``records``, ``groups``, ``skipped`` as the merge keeps them.
+    """
+    idx = {"kind": INDEX_KIND, "version": INDEX_VERSION,
+           "database": {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}, **content}
+    data = json.dumps(idx, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    try:
+        write_bytes_atomic(index_path(db_path), data)
+    except OutputError:
+        # The index only speeds up --update; the database itself is written and complete.
+        with contextlib.suppress(OSError):
+            os.unlink(index_path(db_path))

@@ -1,0 +1,169 @@
+"""Reading one experiment folder (docs/design.md §2) into a database record, failing closed with a reason."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from mlee.errors import ResultFormatError
+from mlee.results.environment import environment_name
+from mlee.results.jsonio import read_json_object
+from mlee.results.schema import check_version, problem
+from mlee.results.traces import trace_stats
+
+ORIGIN = "mlee"
+#: Files every experiment folder must hold.
+REQUIRED_FILES = ("results.json", "config.json", "environment.json")
+#: Relative tolerance of the check that ``energy_j.total`` is the sum of its components.
+SUM_TOLERANCE = 1e-6
+
+
+def source_file(source_name: str) -> str:
+    """The trace file name of a source: ``"rapl:package-0"`` -> ``"rapl_package-0.csv"``."""
+    return source_name.replace(":", "_") + ".csv"
+
+
+def trace_files(folder: str | Path) -> list[str]:
+    """The ``power/*.csv`` file names of a folder, sorted (missing ``power/`` gives none)."""
+    try:
+        names = [e.name for e in os.scandir(os.path.join(folder, "power"))]
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ResultFormatError(f"power/ cannot be listed: {exc.strerror or exc}") from None
+    return sorted(n for n in names if n.endswith(".csv") and not n.startswith("."))
+
+
+def _check_sum(energy: dict, where: str, extra_j: float = 0.0) -> None:
+    """``total`` must be the sum of the components (plus ``extra_j``: sources of domain ``system``, which
+    count in the total but have no component of their own)."""
+    total = energy.get("total")
+    parts = [v for k, v in energy.items() if k != "total" and v is not None]
+    if total is None:
+        if parts:
+            raise ResultFormatError(f"{where}.total is null although components were measured")
+        return
+    if not parts and not extra_j:
+        return
+    s = math.fsum(parts) + extra_j
+    if abs(s - total) > SUM_TOLERANCE * max(abs(total), abs(s)) + 1e-9:
+        raise ResultFormatError(f"{where}.total ({total:g} J) is not the sum of its components ({s:g} J)")
+
+
+def check_results(results: dict, label: str = "results.json") -> dict:
+    """Version-check, schema-check and sanity-check a parsed results.json.
+
+    Raises:
+        ResultFormatError: newer version, wrong types, figures that do not add up, or a run in progress.
+    """
+    results = check_version("results", results, label)
+    err = problem("results", results)
+    if err is not None:
+        raise ResultFormatError(f"{label}: {err}")
+    if results["status"] == "running":
+        raise ResultFormatError("the run is still in progress (status running)",
+                                "merge again when it has finished")
+    system = [s for s in results["sources"] if s["domain"] == "system"]
+    if "system" not in results["energy_j"] and system:
+        if all(isinstance(s.get("energy_j"), (int, float)) for s in system):
+            _check_sum(results["energy_j"], "energy_j", math.fsum(s["energy_j"] for s in system))
+    else:
+        _check_sum(results["energy_j"], "energy_j")
+        for w in results.get("windows") or []:
+            if isinstance(w.get("energy_j"), dict):
+                _check_sum(w["energy_j"], f"windows[{w.get('name')}].energy_j")
+    return results
+
+
+def read_experiment(folder: str | Path, include_traces: bool = False) -> dict:
+    """Read one experiment folder into a database record.
+
+    The record is ``results.json`` plus ``environment`` (group name), ``origin``, ``config``,
+    ``environment_info``, ``traces`` (statistics per channel) and, with ``include_traces``, ``trace_samples``.
+
+    Raises:
+        ResultFormatError: the folder cannot be trusted, with the reason (missing or truncated file, wrong
+            types, newer schema, NaN/infinite figures, a trace that does not parse, run still in progress).
+    """
+    base = os.fspath(folder) + os.sep
+    results = check_results(read_json_object(base + "results.json"))
+    config = read_json_object(base + "config.json")
+    err = problem("config", config)
+    if err is not None:
+        raise ResultFormatError(f"config.json: {err}")
+    env = read_json_object(base + "environment.json")
+    err = problem("environment", env)
+    if err is not None:
+        raise ResultFormatError(f"environment.json: {err}")
+    names = trace_files(base)
+    present = set(names)
+    for src in results["sources"]:
+        if source_file(src["name"]) not in present:
+            raise ResultFormatError(f"power/{source_file(src['name'])} is missing (trace of source {src['name']})")
+    traces: dict[str, dict] = {}
+    samples: dict[str, list] | None = {} if include_traces else None
+    for name in names:
+        stats, raw = trace_stats(base + "power" + os.sep + name, name[:-4], include_samples=include_traces)
+        traces.update(stats)
+        if samples is not None and raw is not None:
+            samples.update(raw)
+    record: dict[str, Any] = dict(results)
+    record["origin"] = ORIGIN
+    record["config"] = config
+    record["environment_info"] = env
+    record["traces"] = traces
+    if samples is not None:
+        record["trace_samples"] = samples
+    record["environment"] = environment_name(record)
+    return record
+
+
+_FS, _RS = "\x1f", "\x1e"  # unit and record separators of the fingerprint text
+
+
+def fingerprint(folder: Path, known: str | None = None) -> str:
+    """What ``--update`` compares to decide whether a folder changed: size and mtime of each file read.
+
+    Args:
+        folder: The experiment folder.
+        known: A previous fingerprint; when given, its files are stat-ed by name and ``power/`` is listed only
+            if its own mtime changed (a file was added, removed or renamed), which keeps an update of a large
+            results folder to a few stat calls per experiment.
+
+    Returns:
+        One string of ``name, size, mtime_ns`` entries: cheap to store and to compare. Only equality matters:
+        an odd file name that confused the parsing of ``known`` could only cause a re-read, never a miss.
+
+    Units: sizes in bytes, mtimes in nanoseconds.
+    """
+    base = os.fspath(folder) + os.sep
+    out = [_stat_entry(base + name, name) for name in REQUIRED_FILES]
+    try:
+        power = f"power/{_FS}{os.stat(base + 'power').st_mtime_ns}"
+    except OSError:
+        out.append(f"power/{_FS}missing")
+        return _RS.join(out)
+    out.append(power)
+    names = None
+    if known is not None:
+        parts = known.split(_RS)
+        if len(parts) > len(REQUIRED_FILES) and parts[len(REQUIRED_FILES)] == power:
+            names = [p.split(_FS, 1)[0] for p in parts[len(REQUIRED_FILES) + 1:]]
+    if names is None:
+        try:
+            names = sorted(f"power/{e.name}" for e in os.scandir(base + "power")
+                           if e.name.endswith(".csv") and not e.name.startswith("."))
+        except OSError:
+            names = []
+    out.extend(_stat_entry(base + n, n) for n in names)
+    return _RS.join(out)
+
+
+def _stat_entry(path: str, name: str) -> str:
+    try:
+        st = os.stat(path)
+        return f"{name}{_FS}{st.st_size}{_FS}{st.st_mtime_ns}"
+    except OSError:
+        return f"{name}{_FS}missing"

@@ -1,0 +1,327 @@
+"""``mlee merge``: many experiment folders and 2022 logs -> one database, deterministic, incremental, locked.
+
+Records are keyed by experiment id, so merging twice never duplicates. With ``update=True`` the existing
+database is the starting point: inputs whose files are unchanged (same sizes and mtimes as recorded in the
+``--update`` index) are not read again, their records are copied as bytes; records are only ever added or
+replaced, never removed. Without ``update`` the output holds exactly the given inputs, and an existing
+database whose records would disappear is refused unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlee.errors import ResultFormatError, UsageError
+from mlee.results.database import (dumps_line, load_database, locked, parse_database, read_index, render,
+                                   write_bytes_atomic, write_index)
+from mlee.results.discover import Input, discover
+from mlee.results.folder import fingerprint
+from mlee.results.ranks import combine, group_jobs, job_problem
+from mlee.results.reading import file_fingerprint, read_all
+from mlee.results.summary import facts, pack_facts, summarise, unpack_facts
+
+@dataclass
+class MergeReport:
+    """What a merge did.
+
+    Attributes:
+        output: The database written (None when only built in memory).
+        records: Number of records in the database.
+        read: Inputs read in this merge.
+        reused: Inputs skipped by ``--update`` because they had not changed.
+        summaries: Number of summaries.
+        skipped: ``[{"path", "reason"}]`` as stored in the database.
+        archived: Archives written.
+        database: The database as a dict (only when asked for).
+    """
+
+    output: Path | None
+    records: int = 0
+    read: int = 0
+    reused: int = 0
+    summaries: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    archived: list[Path] = field(default_factory=list)
+    database: dict | None = None
+
+
+@dataclass
+class _Produced:
+    """A record made in this merge: its line, summary facts and the inputs it came from."""
+
+    rid: str
+    line: bytes
+    facts: dict | None
+    inputs: list[str]
+    display: str
+
+
+@dataclass
+class _Previous:
+    """What the existing database contributes to an ``--update`` merge."""
+
+    lines: dict[str, bytes] = field(default_factory=dict)
+    facts: dict[str, dict | None] = field(default_factory=dict)
+    rec_inputs: dict[str, list[str]] = field(default_factory=dict)
+    inputs: dict[str, dict] = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    indexed: bool = False
+
+
+def _previous(output: Path, update: bool, overwrite: bool) -> _Previous:
+    """Read the existing database at ``output`` (through its index when that is current)."""
+    prev = _Previous()
+    if not output.exists():
+        return prev
+    idx = read_index(output)
+    if idx is not None:
+        try:
+            prev.ids = set(idx["records"])
+            prev.indexed = True
+            if update:
+                data = output.read_bytes()
+                groups = idx.get("groups") or []
+                for rid, (off, length, packed, rec_inputs) in idx["records"].items():
+                    prev.lines[rid] = data[off:off + length]
+                    prev.facts[rid] = unpack_facts(rid, packed, groups)
+                    prev.rec_inputs[rid] = list(rec_inputs)
+                prev.inputs = dict(idx["inputs"])
+                prev.skipped = list(idx.get("skipped") or [])
+            return prev
+        except (ValueError, TypeError, KeyError, IndexError, OSError):
+            prev = _Previous()  # an index we cannot use is only a lost shortcut: read the database itself
+    try:
+        data = output.read_bytes()
+        db = parse_database(data, output.name, validate=update)
+    except (OSError, ResultFormatError) as exc:
+        if overwrite and not update:
+            return prev
+        raise UsageError(f"{output} exists and is not a readable mlee database ({exc})",
+                         "choose another -o, or pass --overwrite to replace it") from None
+    for rec in db["records"]:
+        prev.ids.add(rec["id"])
+        if update:
+            prev.lines[rec["id"]] = dumps_line(rec)
+            prev.facts[rec["id"]] = facts(rec)
+            prev.rec_inputs[rec["id"]] = []
+    if update:
+        prev.skipped = list(db["skipped"])
+    return prev
+
+
+def _combine_ranks(ranks: list[tuple[Input, dict]], entries: dict[str, dict]) -> list[_Produced]:
+    """One record per complete job; every input of an incomplete job gets the job's problem as its skip."""
+    produced: list[_Produced] = []
+    for job in group_jobs(ranks):
+        why = job_problem(job)
+        members = sorted(job, key=lambda it: it[0].display)
+        if why is None:
+            rec = combine(job)
+            try:
+                line = dumps_line(rec)
+            except ValueError:
+                why = "combined figures are too large to be finite"
+        if why is not None:
+            for inp, _ in members:
+                entries[inp.key]["skip"] = why
+            continue
+        keys = [inp.key for inp, _ in members]
+        for k in keys:
+            entries[k]["ids"] = [rec["id"]]
+        produced.append(_Produced(rec["id"], line, facts(rec), keys, members[0][0].display))
+    return produced
+
+
+def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[Input], dict[str, str]]:
+    """Split inputs into those to read and those unchanged since the previous merge (same fingerprint)."""
+    fresh: list[Input] = []
+    reused: list[Input] = []
+    fps: dict[str, str] = {}
+    for inp in inputs:
+        old = prev.inputs.get(inp.key)
+        if old is not None and old.get("display") == inp.display:
+            fp = (fingerprint(inp.path, old.get("fingerprint")) if inp.kind == "folder"
+                  else file_fingerprint(inp.path))
+            if fp == old.get("fingerprint"):
+                reused.append(inp)
+                fps[inp.key] = fp
+                continue
+        fresh.append(inp)
+    return fresh, reused, fps
+
+
+def _settle_ids(produced: list[_Produced], reused: list[Input], entries: dict[str, dict],
+                prev: _Previous) -> tuple[dict[str, bytes], dict[str, dict | None], dict[str, list[str]]]:
+    """The final records by id. When inputs claim the same id, the one that sorts first keeps it and the
+    others get "duplicate experiment id" as their skip reason. Returns (lines, facts, inputs) by id."""
+    claims: dict[str, list[tuple[str, str, _Produced | None]]] = {}
+    for p in produced:
+        claims.setdefault(p.rid, []).append((p.display, p.inputs[0], p))
+    for inp in reused:
+        for rid in entries[inp.key].get("ids") or []:
+            producers = prev.rec_inputs.get(rid) or [inp.key]
+            if inp.key == producers[0] or inp.key not in producers:
+                # A job's ranks made one record together: it is claimed once, by its first input.
+                claims.setdefault(rid, []).append((inp.display, inp.key, None))
+    lines = dict(prev.lines)
+    rec_facts = dict(prev.facts)
+    rec_inputs = dict(prev.rec_inputs)
+    for rid, cl in claims.items():
+        cl.sort(key=lambda c: (c[0], c[1]))
+        winner = cl[0]
+        if winner[2] is not None:
+            lines[rid], rec_facts[rid], rec_inputs[rid] = winner[2].line, winner[2].facts, winner[2].inputs
+        for _, key, p in cl[1:]:
+            for k in (p.inputs if p else [key]):
+                entries[k]["ids"] = []
+                entries[k]["skip"] = f"duplicate experiment id {rid} (also in {winner[0]})"
+    return lines, rec_facts, rec_inputs
+
+
+def build(paths: list[str | Path], output: Path | None = None, *, update: bool = False,
+          include_traces: bool = False, overwrite: bool = False, jobs: int | None = None,
+          archive: Path | None = None, on_total: Callable[[int], None] | None = None,
+          on_progress: Callable[[int], None] | None = None) -> tuple[bytes, dict, MergeReport]:
+    """Assemble the database bytes and the ``--update`` index content (no lock, no write).
+
+    Returns:
+        (database bytes, {"inputs", "records", "skipped"} for the index, report).
+    """
+    if update and output is None:
+        raise UsageError("--update needs an existing database to update", "give it with -o FILE")
+    inputs, found_skips = discover(paths)
+    prev = _previous(output, update, overwrite) if output is not None else _Previous()
+    fresh, reused, fps = _partition(inputs, prev) if update else (inputs, [], {})
+    if on_total:
+        on_total(len(fresh))
+    outcomes = dict(zip((i.key for i in fresh), read_all(fresh, include_traces, jobs, on_progress)))
+    if any(o[0] == "rank" for o in outcomes.values()):
+        # A new rank may complete (or change) a job whose other ranks were merged or skipped before.
+        again = [i for i in reused if prev.inputs[i.key].get("rank")]
+        if again:
+            reused = [i for i in reused if not prev.inputs[i.key].get("rank")]
+            outcomes.update(zip((i.key for i in again), read_all(again, include_traces, jobs, None)))
+            fresh = sorted(fresh + again, key=lambda i: (i.display, i.key))
+    entries: dict[str, dict] = {}
+    produced: list[_Produced] = []
+    ranks: list[tuple[Input, dict]] = []
+    skipped: dict[tuple[str, str], dict] = {}
+    current = {i.display for i in inputs}
+    for s in prev.skipped:
+        if s["path"] not in current:
+            skipped[(s["path"], s["reason"])] = s
+    for s in found_skips:
+        skipped[(s.display, s.reason)] = {"path": s.display, "reason": s.reason}
+    for inp in fresh:
+        out = outcomes[inp.key]
+        entry = {"display": inp.display, "fingerprint": out[-1], "ids": [], "skip": None, "rank": out[0] == "rank"}
+        entries[inp.key] = entry
+        if out[0] == "skip":
+            entry["skip"] = out[1]
+        elif out[0] == "rank":
+            ranks.append((inp, out[1]))
+        else:
+            produced.append(_Produced(out[1], out[2], out[3], [inp.key], inp.display))
+            entry["ids"] = [out[1]]
+    produced.extend(_combine_ranks(ranks, entries))
+    for inp in reused:
+        entries[inp.key] = dict(prev.inputs[inp.key], fingerprint=fps[inp.key])
+    lines, rec_facts, rec_inputs = _settle_ids(produced, reused, entries, prev)
+    for entry in entries.values():  # fresh and reused inputs alike; rank skips are among them
+        if entry.get("skip"):
+            skipped[(entry["display"], entry["skip"])] = {"path": entry["display"], "reason": entry["skip"]}
+    if output is not None and not update and not overwrite:
+        lost = sorted(prev.ids - set(lines))
+        if lost:
+            raise UsageError(f"{output} holds {len(lost)} record(s) that these inputs do not give "
+                             f"(e.g. {lost[0]}); they would be lost",
+                             "use --update to add to it, or --overwrite to replace it")
+    report = MergeReport(output=output, read=len(fresh), reused=len(reused))
+    if archive is not None:
+        report.archived = _archive(inputs, entries, {i.key for i in fresh}, archive)
+    order = sorted(lines)
+    summaries = summarise([f for rid in order if (f := rec_facts.get(rid)) is not None])
+    skipped_list = sorted(skipped.values(), key=lambda s: (s["path"], s["reason"]))
+    from mlee import __version__
+
+    data, spans = render(((rid, lines[rid]) for rid in order), summaries, skipped_list, __version__)
+    all_inputs = dict(prev.inputs) if update else {}
+    all_inputs.update(entries)
+    groups, packed = pack_facts({rid: rec_facts.get(rid) for rid in order})
+    index = {"inputs": all_inputs, "skipped": skipped_list, "groups": groups,
+             "records": {rid: [*spans[rid], packed[rid], rec_inputs.get(rid, [])] for rid in order}}
+    report.records, report.summaries, report.skipped = len(order), len(summaries), skipped_list
+    return data, index, report
+
+
+def _archive(inputs: list[Input], entries: dict[str, dict], fresh: set[str], archive_dir: Path) -> list[Path]:
+    """Pack every merged experiment folder; unchanged folders whose archive exists are left as they are."""
+    from mlee.results.archive import archive_path, pack
+    from mlee.results.jsonio import read_json_object
+
+    written = []
+    for inp in inputs:
+        entry = entries.get(inp.key) or {}
+        if inp.kind != "folder" or entry.get("skip") or not entry.get("ids"):
+            continue
+        try:
+            rid = read_json_object(inp.path / "results.json").get("id") or inp.path.name
+        except ResultFormatError:
+            continue
+        if inp.key not in fresh and archive_path(archive_dir, str(rid)).exists():
+            continue
+        written.append(pack(inp.path, str(rid), archive_dir))
+    return written
+
+
+def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = False,
+               include_traces: bool = False, overwrite: bool = False, jobs: int | None = None,
+               archive: str | Path | None = None, lock_timeout_s: float = 600.0,
+               on_total: Callable[[int], None] | None = None,
+               on_progress: Callable[[int], None] | None = None) -> MergeReport:
+    """Merge ``paths`` into the database file ``output``, holding its lock, writing atomically.
+
+    Raises:
+        UsageError: bad paths, ``--update`` without a database, or records that would be lost.
+        OutputError: the output (or archive) cannot be written; an existing database is left intact.
+        ResultFormatError: with ``update``, the existing database is unreadable or newer than this mlee.
+    """
+    output = Path(output)
+    if output.is_dir():
+        raise UsageError(f"{output} is a folder", "give the database file name, e.g. -o results/merged.json")
+    if not output.parent.is_dir():
+        raise UsageError(f"the folder of {output} does not exist", "create it first or choose another -o")
+    with locked(output, timeout_s=lock_timeout_s):
+        data, index, report = build(paths, output, update=update, include_traces=include_traces,
+                                    overwrite=overwrite, jobs=jobs,
+                                    archive=Path(archive) if archive is not None else None,
+                                    on_total=on_total, on_progress=on_progress)
+        st = write_bytes_atomic(output, data)
+        write_index(output, st, index)
+    return report
+
+
+def merge(paths: list[str | Path], output: str | Path | None = None, **options: Any) -> dict:
+    """Merge experiment folders and 2022 logs into a database and return it as a dict.
+
+    Args:
+        paths: Experiment folders, folders holding them (searched recursively), or 2022 log files.
+        output: Also write the database there (with lock and atomic rename); None builds it in memory only.
+        **options: ``update``, ``include_traces``, ``overwrite``, ``jobs``, ``archive``, ``lock_timeout_s``
+            as for :func:`merge_into`.
+
+    Returns:
+        The database (docs/design.md §3).
+    """
+    import json
+
+    if output is not None:
+        merge_into(output, paths, **options)
+        return load_database(output)
+    options.pop("lock_timeout_s", None)
+    data, _, _ = build(paths, None, **options)
+    return json.loads(data)

@@ -1,0 +1,231 @@
+"""Trace CSV files of an experiment folder: strict parsing and per-channel statistics.
+
+A trace is ``power/<source>.csv`` (``t_s,energy_j,power_w,valid``) or ``power/host.csv`` (psutil columns).
+Every column but ``t_s`` is a channel. Statistics are taken over the rows whose ``valid`` flag is 1 (all rows
+when the file has no ``valid`` column), skipping empty cells; the ``valid`` channel itself covers every row,
+so its mean is the fraction of valid samples. ``std`` is the population standard deviation.
+
+Files are read in blocks, so a trace of any length (up to :data:`MAX_TRACE_BYTES`) needs bounded memory.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlee.errors import ResultFormatError
+
+#: Largest trace file read (a week at 10 Hz is about 300 MB). Units: bytes.
+MAX_TRACE_BYTES = 1 << 30
+#: Block size for reading traces; fixed, so that the statistics are the same floats on every machine.
+#: Units: bytes.
+BLOCK_BYTES = 8 << 20
+#: Bytes a data row may contain: digits, sign, decimal point, exponent, separators.
+_ALLOWED = b"0123456789+-.eE,\n\r "
+
+
+@dataclass
+class _Acc:
+    """Running count, mean, squared deviations, min and max of one channel (Chan et al. combination)."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    lo: float = math.inf
+    hi: float = -math.inf
+    samples: list | None = field(default=None)
+
+    def add(self, values: Any) -> None:
+        nb = int(values.size)
+        if nb == 0:
+            return
+        mean_b = float(values.mean())
+        dev = values - mean_b
+        m2_b = float(dev.dot(dev))
+        n = self.n + nb
+        delta = mean_b - self.mean
+        self.mean += delta * nb / n
+        self.m2 += m2_b + delta * delta * self.n * nb / n
+        self.n = n
+        self.lo = min(self.lo, float(values.min()))
+        self.hi = max(self.hi, float(values.max()))
+
+    def stats(self) -> dict:
+        if self.n == 0:
+            return {"min": None, "max": None, "mean": None, "std": None, "n": 0}
+        return {"min": self.lo, "max": self.hi, "mean": self.mean, "std": math.sqrt(max(self.m2, 0.0) / self.n),
+                "n": self.n}
+
+
+def _header(line: bytes, name: str) -> list[str]:
+    try:
+        cols = [c.strip() for c in line.decode("utf-8").strip().split(",")]
+    except UnicodeDecodeError:
+        raise ResultFormatError(f"{name}: the header is not UTF-8 text") from None
+    if not cols or cols[0] != "t_s":
+        raise ResultFormatError(f"{name}: the header must start with t_s (found {','.join(cols)[:60]!r})")
+    if len(set(cols)) != len(cols) or any(not c.replace("_", "").replace("-", "").isalnum() for c in cols):
+        raise ResultFormatError(f"{name}: the header {','.join(cols)[:60]!r} has empty, odd or repeated names")
+    return cols
+
+
+def _bad_row(block: bytes, first_row: int, name: str) -> ResultFormatError:
+    for i, line in enumerate(block.split(b"\n")):
+        bad = line.translate(None, _ALLOWED)
+        if bad:
+            shown = line.decode("utf-8", "backslashreplace")[:50]
+            return ResultFormatError(f"{name}: row {first_row + i} holds a value that is not a finite number: "
+                                     f"{shown!r}")
+    return ResultFormatError(f"{name}: unexpected bytes near row {first_row}")
+
+
+def _loadtxt(text: bytes) -> Any:
+    import numpy as np
+
+    return np.loadtxt(io.BytesIO(text), delimiter=",", dtype=float, ndmin=2, comments=None)
+
+
+def _parse_block(block: bytes, ncols: int, first_row: int, name: str) -> tuple[Any, bool]:
+    """Parse whole rows into an (n, ncols) float array; empty cells become NaN (nothing else may).
+
+    The common block (every cell a plain number) is parsed in one call and checked for non-finite values
+    afterwards; anything else takes the careful path, which names the offending row.
+
+    Returns:
+        The array, and whether any cell was empty (so callers can skip NaN handling when none was).
+    """
+    import numpy as np
+
+    try:
+        arr = _loadtxt(block)
+    except ValueError:
+        arr = None
+    if arr is not None and arr.shape[1:] == (ncols,) and np.isfinite(arr).all():
+        return arr, False
+    if block.translate(None, _ALLOWED):
+        # Letters would let "nan"/"inf" through np.loadtxt; only empty cells may be missing values.
+        raise _bad_row(block, first_row, name)
+    text = block.replace(b"\r", b"").replace(b" ", b"")
+    text = b"\n" + text
+    text = text.replace(b"\n,", b"\nnan,").replace(b",,", b",nan,").replace(b",,", b",nan,")
+    text = text.replace(b",\n", b",nan\n")
+    if text.endswith(b","):
+        text += b"nan"
+    try:
+        arr = _loadtxt(text)
+    except ValueError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "malformed row"
+        raise ResultFormatError(f"{name}: {msg} (rows from {first_row}; expected {ncols} columns)") from None
+    if arr.size and arr.shape[1] != ncols:
+        raise ResultFormatError(f"{name}: rows have {arr.shape[1]} columns, the header names {ncols}")
+    if np.isinf(arr).any():  # an overflowing literal such as 1e999
+        raise ResultFormatError(f"{name}: a value near row {first_row} is too large to be finite")
+    return arr, True
+
+
+def trace_stats(path: str | Path, label: str, include_samples: bool = False,
+                max_bytes: int = MAX_TRACE_BYTES) -> tuple[dict[str, dict], dict[str, list] | None]:
+    """Statistics of every channel of one trace file, optionally with its raw samples.
+
+    Args:
+        path: The CSV file.
+        label: Prefix of the channel keys (``"<label>.<column>"``), e.g. ``"rapl_package-0"``.
+        include_samples: Also return every column's values (``t_s`` included; empty cells as None).
+        max_bytes: Refuse larger files. Units: bytes.
+
+    Returns:
+        ``({"<label>.<column>": {"min","max","mean","std","n"}}, samples or None)``.
+
+    Raises:
+        ResultFormatError: unreadable, oversized, no header, or a row that is not all finite numbers.
+    """
+    import numpy as np
+
+    name = f"power/{os.path.basename(path)}"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ResultFormatError(f"{name} cannot be opened: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        st = os.fstat(fh.fileno())
+        import stat as _stat
+
+        if not _stat.S_ISREG(st.st_mode):
+            raise ResultFormatError(f"{name} is not a regular file")
+        if st.st_size > max_bytes:
+            raise ResultFormatError(f"{name} is {st.st_size / 1e6:.0f} MB, more than the "
+                                    f"{max_bytes / 1e6:.0f} MB limit for a trace")
+        try:
+            first = fh.read(BLOCK_BYTES)
+        except OSError as exc:
+            raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
+        nl = first.find(b"\n")
+        if not first.strip():
+            raise ResultFormatError(f"{name} is empty (no header line)")
+        cols = _header(first if nl < 0 else first[:nl], name)
+        ncols = len(cols)
+        valid_at = cols.index("valid") if "valid" in cols else None
+        accs = {c: _Acc(samples=[] if include_samples else None) for c in cols}
+        pending = b"" if nl < 0 else first[nl + 1:]
+        row = 2
+        total = len(first)
+        while True:
+            try:
+                more = fh.read(BLOCK_BYTES) if total <= max_bytes else b""
+            except OSError as exc:
+                raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
+            total += len(more)
+            if total > max_bytes:
+                raise ResultFormatError(f"{name} grew past the {max_bytes / 1e6:.0f} MB limit while being read")
+            data = pending + more
+            if more:
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    pending = data
+                    continue
+                block, pending = data[:cut + 1], data[cut + 1:]
+            else:
+                block, pending = data, b""
+            if block.strip():
+                arr, empty = _parse_block(block, ncols, row, name)
+                row += arr.shape[0]
+                _accumulate(arr, empty, cols, valid_at, accs, name)
+            if not more:
+                break
+    stats = {f"{label}.{c}": accs[c].stats() for c in cols if c != "t_s"}
+    samples = None
+    if include_samples:
+        samples = {f"{label}.{c}": accs[c].samples for c in cols}
+    return stats, samples
+
+
+def _accumulate(arr: Any, empty: bool, cols: list[str], valid_at: int | None, accs: dict[str, _Acc],
+                name: str) -> None:
+    import numpy as np
+
+    keep = None
+    if valid_at is not None:
+        flags = arr[:, valid_at]
+        ones = flags == 1
+        if not ones.all():
+            if not np.all(ones | (flags == 0)):
+                raise ResultFormatError(f"{name}: the valid column holds values other than 0 and 1")
+            keep = ones
+    for j, c in enumerate(cols):
+        col = arr[:, j]
+        acc = accs[c]
+        if acc.samples is not None:
+            acc.samples.extend(None if v != v else v for v in col.tolist())
+        if c == "t_s":
+            if empty and np.isnan(col).any():
+                raise ResultFormatError(f"{name}: a row has no t_s")
+            continue
+        if keep is not None and j != valid_at:
+            col = col[keep]
+        if empty:
+            col = col[~np.isnan(col)]
+        acc.add(col)

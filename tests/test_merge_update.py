@@ -1,0 +1,154 @@
+"""`mlee merge --update` (incremental, never re-reading unchanged folders) and `--archive`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tarfile
+
+from typer.testing import CliRunner
+
+from mlee.cli import app
+from mlee.results.database import index_path
+from results_builders import edit_results, make_experiment
+
+ENV = {"NO_COLOR": "1", "COLUMNS": "120"}
+T0 = dt.datetime(2026, 11, 22, 7, 0, 0)
+
+
+class _Said:
+    """A CLI result whose ``output`` has rich's line wrapping undone (messages wrap at COLUMNS)."""
+
+    def __init__(self, result):
+        self.exit_code = result.exit_code
+        self.output = " ".join(result.output.split())
+
+
+def run(*args):
+    return _Said(CliRunner().invoke(app, ["merge", *map(str, args)], env=ENV))
+
+
+def _make(root, n, offset=0):
+    return [make_experiment(root, name=f"m{i}", start=T0 + dt.timedelta(minutes=i)) for i in range(offset, offset + n)]
+
+
+def test_update_reads_only_new_folders_and_equals_a_full_merge(tmp_path):
+    runs = tmp_path / "runs"
+    _make(runs, 3)
+    out = tmp_path / "db.json"
+    assert run(runs, "-o", out).exit_code == 0
+    _make(runs, 2, offset=3)
+    result = run(runs, "-o", out, "--update")
+    assert result.exit_code == 0, result.output
+    assert "2 input(s) read, 3 unchanged (not read again)" in result.output
+    full = tmp_path / "full.json"
+    assert run(runs, "-o", full).exit_code == 0
+    assert out.read_bytes() == full.read_bytes()
+    again = run(runs, "-o", out, "--update")
+    assert "0 input(s) read, 5 unchanged" in again.output
+    assert out.read_bytes() == full.read_bytes()
+
+
+def test_update_does_not_reread_unchanged_folders(tmp_path):
+    runs = tmp_path / "runs"
+    (folder,) = _make(runs, 1)
+    out = tmp_path / "db.json"
+    assert run(runs, "-o", out).exit_code == 0
+    # Corrupt a trace but keep its size and mtime: only a re-read could notice.
+    trace = folder / "power" / "rapl_package-0.csv"
+    st = os.stat(trace)
+    data = bytearray(trace.read_bytes())
+    data[-3] = ord("x")
+    trace.write_bytes(bytes(data))
+    os.utime(trace, ns=(st.st_atime_ns, st.st_mtime_ns))
+    result = run(runs, "-o", out, "--update")
+    assert "0 input(s) read, 1 unchanged" in result.output
+    assert len(json.loads(out.read_text())["records"]) == 1
+    # A full merge does read it, and fails closed.
+    full = run(runs, "-o", tmp_path / "full.json")
+    assert "not a finite number" in full.output
+
+
+def test_changed_folder_is_reread_and_replaced_not_duplicated(tmp_path):
+    runs = tmp_path / "runs"
+    folders = _make(runs, 2)
+    out = tmp_path / "db.json"
+    assert run(runs, "-o", out).exit_code == 0
+    edit_results(folders[0], error="note added later")
+    result = run(runs, "-o", out, "--update")
+    assert "1 input(s) read, 1 unchanged" in result.output
+    db = json.loads(out.read_text())
+    assert len(db["records"]) == 2
+    assert next(r for r in db["records"] if r["id"] == folders[0].name)["error"] == "note added later"
+
+
+def test_update_keeps_records_of_folders_not_given(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    _make(old, 2)
+    _make(new, 1, offset=5)
+    out = tmp_path / "db.json"
+    assert run(old, "-o", out).exit_code == 0
+    result = run(new, "-o", out, "--update")
+    assert result.exit_code == 0, result.output
+    assert "3 record(s)" in result.output
+    assert len(json.loads(out.read_text())["records"]) == 3
+
+
+def test_update_skips_that_get_fixed_leave_the_skipped_list(tmp_path):
+    runs = tmp_path / "runs"
+    (folder,) = _make(runs, 1)
+    text = (folder / "results.json").read_text()
+    (folder / "results.json").write_text(text[:20])
+    out = tmp_path / "db.json"
+    assert run(runs, "-o", out).exit_code == 0
+    assert len(json.loads(out.read_text())["skipped"]) == 1
+    (folder / "results.json").write_text(text)
+    assert run(runs, "-o", out, "--update").exit_code == 0
+    db = json.loads(out.read_text())
+    assert db["skipped"] == [] and len(db["records"]) == 1
+
+
+def test_stale_index_falls_back_to_reading_everything(tmp_path):
+    runs = tmp_path / "runs"
+    _make(runs, 2)
+    out = tmp_path / "db.json"
+    assert run(runs, "-o", out).exit_code == 0
+    full = out.read_bytes()
+    out.write_text(json.dumps(json.loads(full)))  # edited by another tool: the index no longer matches
+    result = run(runs, "-o", out, "--update")
+    assert result.exit_code == 0 and "2 input(s) read" in result.output
+    assert out.read_bytes() == full
+    index_path(out).unlink()
+    assert run(runs, "-o", out, "--update").exit_code == 0
+    assert out.read_bytes() == full
+
+
+def test_update_of_a_missing_database_starts_one(tmp_path):
+    _make(tmp_path / "runs", 1)
+    result = run(tmp_path / "runs", "-o", tmp_path / "db.json", "--update")
+    assert result.exit_code == 0 and "does not exist yet" in result.output
+
+
+def test_archive_packs_each_folder_with_its_traces_deterministically(tmp_path):
+    runs = tmp_path / "runs"
+    folders = _make(runs, 2)
+    out, arch = tmp_path / "db.json", tmp_path / "archive"
+    result = run(runs, "-o", out, "--archive", arch)
+    assert result.exit_code == 0, result.output
+    assert "2 archive(s) written" in result.output
+    path = arch / f"{folders[0].name}.tar.gz"
+    with tarfile.open(path) as tar:
+        names = sorted(tar.getnames())
+        trace = tar.extractfile(f"{folders[0].name}/power/rapl_package-0.csv").read()
+    assert names == sorted(f"{folders[0].name}/{p}" for p in
+                           ["config.json", "environment.json", "log.txt", "results.json", "power/host.csv",
+                            "power/rapl_dram-0.csv", "power/rapl_package-0.csv"])
+    assert trace == (folders[0] / "power" / "rapl_package-0.csv").read_bytes()
+    first = path.read_bytes()
+    path.unlink()
+    assert run(runs, "-o", out, "--archive", arch).exit_code == 0
+    assert path.read_bytes() == first
+    st = os.stat(path)
+    assert "0 archive(s) written" in run(runs, "-o", out, "--update", "--archive", arch).output
+    assert os.stat(path).st_mtime_ns == st.st_mtime_ns
