@@ -259,15 +259,16 @@ def _render_carbon(rated: list[dict[str, Any]]) -> None:
     rows = [r for r in rated if r.get("carbon")]
     if not rows:
         return
+    sources = sorted({r["carbon"]["source"] for r in rows})
     table = Table(title=Text("Emissions per sample (estimate: grid averages)", style="bold"), title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    for header in ("Model", "Environment", "gCO2e / sample", "Grid", "gCO2e/kWh", "PUE", "Source"):
+                  caption=Text("intensity: " + "; ".join(sources)), caption_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("Model", "Environment", "gCO2e / sample", "Grid", "gCO2e/kWh", "PUE"):
         table.add_column(header, justify="right" if header in ("gCO2e / sample", "gCO2e/kWh", "PUE") else "left")
     for r in rows:
         c = r["carbon"]
         grams = fmt_value(c["emissions_g"]) + (f" {EST}" if c["energy_estimated"] else "")
         table.add_row(Text(_name(r)), Text(r["environment"] or "-"), grams, c["country"],
-                      f"{c['intensity_g_per_kwh']:.4g}", f"{c['pue']:g}", Text(c["source"]))
+                      f"{c['intensity_g_per_kwh']:.4g}", f"{c['pue']:g}")
     out().print(table)
 
 
