@@ -276,6 +276,21 @@ def build_results(m: Any, end: Any, end_wall: dt.datetime, status: str, error: s
     return {**m._extra, **results}
 
 
+def check_session_args(kind: str, interval_s: Any, baseline_s: Any, pue: Any) -> None:
+    """Refuse session arguments no measurement can use, before anything is opened or written.
+
+    Units: ``interval_s`` and ``baseline_s`` seconds; ``pue`` dimensionless (facility / IT energy).
+    """
+    if not isinstance(interval_s, (int, float)) or not interval_s > 0:
+        raise UsageError(f"sampling interval {interval_s!r} s is not positive", fix="use e.g. --interval 0.1")
+    if not isinstance(baseline_s, (int, float)) or baseline_s < 0:
+        raise UsageError(f"baseline {baseline_s!r} s is negative", fix="use --baseline-s 0 (none) or more")
+    if kind not in KINDS:
+        raise UsageError(f"unknown experiment kind {kind!r}", fix=f"use one of: {', '.join(KINDS)}")
+    if not isinstance(pue, (int, float)) or not pue >= 1.0:
+        raise UsageError(f"PUE {pue!r} is below 1.0", fix="use --pue 1.0 (no facility overhead) or more, e.g. 1.4")
+
+
 def _carbon(country: str, pue: float, total_j: float | None, method: str | None) -> dict | None:
     """Emissions of the total energy at ``pue`` on the country's grid (codecarbon's bundled table, read offline)."""
     from mlee.carbon import emissions, intensity_for

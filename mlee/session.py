@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlee.errors import Interrupted, MleeError, UsageError
-from mlee.experiment import DEFAULT_OUTPUT_DIR, KINDS, create_folder, write_json
+from mlee.experiment import DEFAULT_OUTPUT_DIR, check_session_args, create_folder, write_json
 from mlee.monitors.base import Domain, Method
 
 #: Keys of results.json the session owns; add_results() may not overwrite them.
@@ -97,12 +97,7 @@ class Measurement:
                  write_log: bool = True, background: bool = True) -> None:
         from mlee.monitors.estimate import check_country, resolve_country
 
-        if not isinstance(interval_s, (int, float)) or not interval_s > 0:
-            raise UsageError(f"sampling interval {interval_s!r} s is not positive", fix="use e.g. --interval 0.1")
-        if not isinstance(baseline_s, (int, float)) or baseline_s < 0:
-            raise UsageError(f"baseline {baseline_s!r} s is negative", fix="use --baseline-s 0 (none) or more")
-        if kind not in KINDS:
-            raise UsageError(f"unknown experiment kind {kind!r}", fix=f"use one of: {', '.join(KINDS)}")
+        check_session_args(kind, interval_s, baseline_s, pue)
         self.name = str(name)
         self.kind = kind
         self.output_dir = Path(output_dir)
@@ -112,8 +107,6 @@ class Measurement:
         self.baseline_s = float(baseline_s)
         self.country = resolve_country(country)
         check_country(self.country)
-        if not isinstance(pue, (int, float)) or not pue >= 1.0:
-            raise UsageError(f"PUE {pue!r} is below 1.0", fix="use --pue 1.0 (no facility overhead) or more, e.g. 1.4")
         self.pue = float(pue)
         self.config = dict(config or {})
         self._powercap_root, self._nvml, self._estimator = powercap_root, nvml, estimator
