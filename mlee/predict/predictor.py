@@ -1,0 +1,224 @@
+"""The predictor file: per kernel kind, models of runtime and power, with the machine they hold for.
+
+Stored as JSON data, never a pickle::
+
+    {"schema_version": 1, "kind": "mlee-predictor", "model_type": "polynomial" | "gbm",
+     "fingerprint": {"cpu_model", "torch_version", "mlee_version", "device", "torch_threads"},
+     "basis": {"energy_method": "estimate", "records": [ids], "environment": "..."},
+     "kernels": {"conv-bn-relu": {"features": [...], "n_points": 60, "ranges": {feature: [min, max]},
+                                  "time_s": {"model": {...}, "quality": {...}},
+                                  "power_w": {"model": {...}, "quality": {...}} | null}}}
+
+``time_s`` is the runtime of one call of the kernel on its whole batch; ``power_w`` the mean machine
+power while it runs; predicted energy is their product.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlee.errors import ResultFormatError
+from mlee.fsutil import atomic_write_json, finite
+from mlee.predict.gbm import GbmModel
+from mlee.predict.kernels import KERNEL_KINDS, KIND_FEATURES, KernelConfig
+from mlee.predict.polyfit import PolyModel
+
+SCHEMA_VERSION = 1
+FILE_KIND = "mlee-predictor"
+MODEL_TYPES = ("polynomial", "gbm")
+#: Fingerprint fields compared on load, with the words used to name them.
+FINGERPRINT_FIELDS = {"cpu_model": "CPU", "torch_version": "torch", "mlee_version": "mlee", "device": "device"}
+
+Model = PolyModel | GbmModel
+
+
+def machine_fingerprint(device: str = "cpu") -> dict[str, Any]:
+    """What a predictor's figures depend on: this machine's CPU, torch and mlee versions, device, threads."""
+    from mlee import __version__
+    from mlee.environment import cpu_facts
+
+    try:
+        import torch
+
+        torch_version: str | None = torch.__version__
+        threads: int | None = int(torch.get_num_threads())
+    except ImportError:
+        torch_version, threads = None, None
+    model = cpu_facts().get("model") or platform.processor() or None
+    return {"cpu_model": model, "torch_version": torch_version, "mlee_version": __version__,
+            "device": device, "torch_threads": threads}
+
+
+def describe(fp: dict[str, Any]) -> str:
+    return ", ".join(f"{word} {fp.get(key) or 'unknown'}" for key, word in FINGERPRINT_FIELDS.items())
+
+
+def fingerprint_warning(theirs: dict[str, Any], ours: dict[str, Any], path: str) -> str | None:
+    """A one-line warning naming both sides when a predictor comes from another machine or version."""
+    diff = [f"{word} {theirs.get(key) or 'unknown'!s} (here {ours.get(key) or 'unknown'!s})"
+            for key, word in FINGERPRINT_FIELDS.items() if theirs.get(key) != ours.get(key)]
+    if not diff:
+        return None
+    return (f"{path} was fit on another machine or version: {'; '.join(diff)}; its predictions may not hold "
+            f"here (profile this machine with `mlee profile` and refit)")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One fitted quantity of one kind (runtime or power) and its fit quality.
+
+    Units: ``quality`` holds fractions (``rmspe``, ``cv_rmspe``) and R² (dimensionless).
+    """
+
+    model: Model
+    quality: dict[str, Any]
+
+    def to_json(self) -> dict:
+        return {"model": self.model.to_json(), "quality": self.quality}
+
+
+@dataclass(frozen=True)
+class KindModel:
+    """The models of one kernel kind.
+
+    Units: ``ranges`` in the features' own units (see :data:`mlee.predict.kernels.KIND_FEATURES`).
+    """
+
+    kind: str
+    n_points: int
+    ranges: dict[str, tuple[float, float]]
+    time_s: Target
+    power_w: Target | None
+
+    def in_range(self, cfg: KernelConfig) -> bool:
+        f = cfg.features()
+        return all(lo <= f[name] <= hi for name, (lo, hi) in self.ranges.items())
+
+    def clipped(self, cfg: KernelConfig) -> list[float]:
+        f = cfg.features()
+        return [min(max(f[n], self.ranges[n][0]), self.ranges[n][1]) for n in KIND_FEATURES[self.kind]]
+
+    def to_json(self) -> dict:
+        return {"features": list(KIND_FEATURES[self.kind]), "n_points": self.n_points,
+                "ranges": {k: list(v) for k, v in sorted(self.ranges.items())},
+                "time_s": self.time_s.to_json(), "power_w": self.power_w.to_json() if self.power_w else None}
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """Per-kind models plus where they come from.
+
+    Attributes:
+        model_type: ``polynomial`` or ``gbm``.
+        fingerprint: Machine and versions the training measurements were taken with.
+        basis: ``energy_method`` (weakest method of the training energies), ``records``, ``environment``.
+        kinds: Kernel kind -> its models.
+    """
+
+    model_type: str
+    fingerprint: dict[str, Any]
+    basis: dict[str, Any]
+    kinds: dict[str, KindModel]
+
+    def to_json(self) -> dict:
+        from mlee import __version__
+
+        return {"schema_version": SCHEMA_VERSION, "kind": FILE_KIND, "model_type": self.model_type,
+                "mlee_version": __version__, "fingerprint": self.fingerprint, "basis": self.basis,
+                "kernels": {k: m.to_json() for k, m in sorted(self.kinds.items())}}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the predictor atomically."""
+        return atomic_write_json(path, self.to_json())
+
+
+def _model_from_json(data: Any, n_features: int) -> Model:
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "polynomial":
+        return PolyModel.from_json(data, n_features)
+    if kind == "gbm":
+        return GbmModel.from_json(data, n_features)
+    raise ValueError(f"unknown model type {kind!r}")
+
+
+def _target(data: Any, n_features: int) -> Target:
+    if not isinstance(data, dict) or not isinstance(data.get("quality"), dict):
+        raise ValueError("a target needs 'model' and 'quality'")
+    return Target(_model_from_json(data.get("model"), n_features), data["quality"])
+
+
+def from_json(data: Any, path: str = "predictor") -> Predictor:
+    """Validate and rebuild a predictor.
+
+    Raises:
+        ResultFormatError: not a predictor, a newer schema, or a malformed part (named in the message).
+    """
+    fix = "re-create it with `mlee fit DB -o predictor.json`"
+    if not isinstance(data, dict) or data.get("kind") != FILE_KIND:
+        raise ResultFormatError(f"{path} is not an mlee predictor (no \"kind\": \"{FILE_KIND}\")", fix)
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+        raise ResultFormatError(f"{path} has predictor schema version {version!r}; this mlee reads version "
+                                f"{SCHEMA_VERSION}", "upgrade mlee or refit the predictor with this version")
+    model_type = data.get("model_type")
+    if model_type not in MODEL_TYPES:
+        raise ResultFormatError(f"{path}: model_type {model_type!r} is not one of {', '.join(MODEL_TYPES)}", fix)
+    fp, basis, kernels = data.get("fingerprint"), data.get("basis"), data.get("kernels")
+    if not isinstance(fp, dict) or not isinstance(basis, dict) or not isinstance(kernels, dict) or not kernels:
+        raise ResultFormatError(f"{path}: 'fingerprint', 'basis' and a non-empty 'kernels' are required", fix)
+    kinds: dict[str, KindModel] = {}
+    for kind, raw in kernels.items():
+        where = f"{path}: kernel {kind!r}"
+        if kind not in KERNEL_KINDS:
+            raise ResultFormatError(f"{where} is not a known kernel kind", fix)
+        names = KIND_FEATURES[kind]
+        try:
+            if list(raw["features"]) != list(names):
+                raise ValueError(f"features {raw['features']} differ from {list(names)}")
+            ranges = {n: (float(raw["ranges"][n][0]), float(raw["ranges"][n][1])) for n in names}
+            if any(not (finite(lo) and finite(hi) and lo <= hi) for lo, hi in ranges.values()):
+                raise ValueError("ranges must be [min, max] pairs of numbers")
+            n_points = int(raw["n_points"])
+            time_t = _target(raw["time_s"], len(names))
+            power_t = _target(raw["power_w"], len(names)) if raw.get("power_w") is not None else None
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            detail = exc.args[0] if isinstance(exc, ValueError) and exc.args else f"missing or bad {exc}"
+            raise ResultFormatError(f"{where} is malformed: {detail}", fix) from exc
+        kinds[kind] = KindModel(kind, n_points, ranges, time_t, power_t)
+    return Predictor(model_type, fp, basis, kinds)
+
+
+def load(path: str | Path, device: str = "cpu") -> tuple[Predictor, list[str]]:
+    """Read a predictor file; returns it with warnings (another machine or version).
+
+    Raises:
+        ResultFormatError: missing file, not JSON, or not a valid predictor.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ResultFormatError(f"no predictor at {p}", "create one: mlee profile, mlee merge, then "
+                                "mlee fit DB -o predictor.json (see docs/predict.md)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultFormatError(f"cannot read predictor {p}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultFormatError(f"{p} is not valid JSON (line {exc.lineno}: {exc.msg})",
+                                "re-create it with `mlee fit DB -o predictor.json`") from exc
+    predictor = from_json(data, str(p))
+    warnings = []
+    warning = fingerprint_warning(predictor.fingerprint, machine_fingerprint(device), str(p))
+    if warning:
+        warnings.append(warning)
+    return predictor, warnings
+
+
+def positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0

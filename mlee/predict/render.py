@@ -1,0 +1,119 @@
+"""Tables for the prediction commands (rich renderables; the CLI prints them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlee.predict.forecast import ModelPrediction
+
+
+def _t(text: object) -> Any:
+    """User data as rich Text: kernel keys hold brackets that rich would read as markup."""
+    from rich.text import Text
+
+    return Text(str(text))
+
+
+def _num(value: float | None, fmt: str = ".4g") -> str:
+    return format(value, fmt) if value is not None else "n/a"
+
+
+def _pct(value: float | None) -> str:
+    return f"{100 * value:.1f} %" if value is not None else "n/a"
+
+
+def grid_table(configs: list[Any], grid_name: str) -> Any:
+    """The configurations a profile would measure."""
+    from rich.table import Table
+
+    table = Table(title=f"{grid_name} grid: {len(configs)} configurations")
+    for col in ("kind", "configuration", "GFLOP per call"):
+        table.add_column(col, justify="right" if col.startswith("GFLOP") else "left")
+    for cfg in configs:
+        table.add_row(cfg.kind, _t(cfg.key()), f"{cfg.flops() / 1e9:.4g}")
+    return table
+
+
+def profile_table(summaries: list[dict]) -> Any:
+    """One row per profiled kind: points, how many settled, the worst robust CV, the energy method."""
+    from rich.table import Table
+
+    table = Table(title="Kernel profile")
+    for col, justify in (("kind", "left"), ("points", "right"), ("stable", "right"), ("max robust CV", "right"),
+                         ("energy method", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for s in summaries:
+        table.add_row(s["kind"], str(s["points"]), str(s["stable"]), _pct(s["max_cv"]), s["energy_method"] or "n/a")
+    return table
+
+
+def quality_table(rows: list[dict], model_type: str) -> Any:
+    """Fit quality per kind: RMSPE (in-sample, cross-validated) and R² of runtime and power."""
+    from rich.table import Table
+
+    table = Table(title=f"Fit quality ({model_type}): t = runtime per call, P = power, model = transform-degree "
+                        "chosen by cross-validation (CV); RMSPE relative to the measured value")
+    cols = ["kind", "points", "t model", "t RMSPE", "t CV RMSPE", "t R²", "P model", "P RMSPE", "P R²"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("kind", "t model", "P model") else "right")
+    for r in rows:
+        table.add_row(r["kind"], str(r["n_points"]), r["time_model"] or "-", _pct(r["time_rmspe"]),
+                      _pct(r["time_cv_rmspe"]), _num(r["time_r2"], ".3f"), r["power_model"] or "-",
+                      _pct(r["power_rmspe"]), _num(r["power_r2"], ".3f"))
+    return table
+
+
+def prediction_table(pred: ModelPrediction, top: int | None = None) -> Any:
+    """Per-layer predictions (the ``top`` largest by time, in run order) and the per-sample totals."""
+    from rich.table import Table
+
+    layers = list(enumerate(pred.layers, 1))
+    if top is not None and top < len(layers):
+        keep = {i for i, _ in sorted(layers, key=lambda il: -(il[1].time_s or 0.0))[:top]}
+        layers = [(i, lp) for i, lp in layers if i in keep]
+    b = pred.batch
+    table = Table(title=f"Predicted per-layer runtime and energy of {pred.model} (batch {b}; per sample)")
+    for col, justify in (("#", "right"), ("layer", "left"), ("kernel", "left"), ("status", "left"),
+                         ("time ms", "right"), ("energy J", "right"), ("note", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for i, lp in layers:
+        kernel = (lp.kind or "-") + (f" ({lp.variant})" if lp.variant else "")
+        table.add_row(str(i), _t(lp.name), _t(kernel), lp.status,
+                      _num(lp.time_s * 1e3 / b if lp.time_s is not None else None),
+                      _num(lp.energy_j / b if lp.energy_j is not None else None), _t(lp.approx))
+    if len(layers) < len(pred.layers):
+        table.add_row("", f"({len(pred.layers) - len(layers)} smaller layers not shown)", "", "", "", "", "")
+    table.add_section()
+    note = "" if pred.complete else "covers the predicted layers only"
+    table.add_row("", "total", "", "complete" if pred.complete else "incomplete", _num(pred.per_sample_time_ms),
+                  _num(pred.per_sample_energy_j), note)
+    return table
+
+
+def comparison_table(pred: ModelPrediction, measured: dict, speed: float | None = None) -> Any:
+    """Predicted next to measured per-sample runtime and energy, with the relative error.
+
+    ``speed`` (probe time now / during the profile) adds a drift-corrected runtime row.
+    """
+    from rich.table import Table
+
+    ms = measured["per_sample"]
+    clock = pred.clock
+    measured_ms = ms["cpu_time_ms"] if clock == "cpu" else ms["time_ms"]
+    table = Table(title=f"{pred.model}: predicted vs measured (per sample, batch {pred.batch}, {clock} clock)")
+    for col, justify in (("quantity", "left"), ("predicted", "right"), ("measured", "right"), ("error", "right"),
+                         ("measured by", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+
+    def err(p: float | None, m: float | None) -> str:
+        return f"{100 * (p - m) / m:+.1f} %" if p is not None and m else "n/a"
+
+    table.add_row("time ms", _num(pred.per_sample_time_ms), _num(measured_ms), err(pred.per_sample_time_ms,
+                  measured_ms), f"{measured['repeats']['n']} repeats")
+    table.add_row("energy J", _num(pred.per_sample_energy_j), _num(ms["energy_j"]),
+                  err(pred.per_sample_energy_j, ms["energy_j"]), ms.get("energy_method") or "n/a")
+    if speed is not None:
+        corrected = pred.per_sample_time_ms * speed
+        table.add_row("time ms, drift-corrected", _num(corrected), _num(measured_ms), err(corrected, measured_ms),
+                      f"machine {speed:.2f}x the profile's time (speed probe)")
+    return table

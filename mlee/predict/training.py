@@ -1,0 +1,290 @@
+"""From profiled points to a predictor: read them from a database or experiment folders, fit per kind.
+
+Points come from records of kind ``profile`` (see :mod:`mlee.predict.profile`). A predictor holds for
+one machine and software stack, so points are taken from one environment (``"AMD EPYC - PyTorch
+2.14.1"``); when a database holds several, the caller must choose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlee.errors import MleeError, UsageError
+from mlee.fsutil import finite
+from mlee.monitors.base import METHOD_STRENGTH, Method
+from mlee.predict.kernels import KERNEL_KINDS, KIND_FEATURES, KernelConfig
+from mlee.predict.predictor import KindModel, Predictor, Target
+
+#: Degrees tried for runtime and for power (power may well be a constant: degree 0).
+TIME_DEGREES = (1, 2, 3)
+POWER_DEGREES = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One profiled configuration.
+
+    ``clock`` is the clock the profile judged stability on (``wall`` or ``cpu``).
+
+    Units: ``time_s`` (wall) and ``cpu_time_s`` per call on the whole batch; ``power_w`` watts (None
+    without energy).
+    """
+
+    config: KernelConfig
+    time_s: float
+    cpu_time_s: float | None
+    power_w: float | None
+    energy_method: str | None
+    stable: bool
+    record_id: str
+    environment: str
+    fingerprint: dict
+    clock: str = "wall"
+    repeats: tuple[tuple[float, float | None, float | None], ...] = ()  # (wall, cpu, probe) per repeat
+
+    def runtime(self, clock: str, probe_ref_s: float | None = None) -> float | None:
+        """The median runtime per call on ``clock``; with ``probe_ref_s``, each repeat is first scaled to
+        the machine speed of the reference probe time (repeats without a probe are left out)."""
+        if probe_ref_s is not None:
+            scaled = sorted((cpu if clock == "cpu" else wall) * probe_ref_s / probe
+                            for wall, cpu, probe in self.repeats
+                            if probe and (cpu if clock == "cpu" else wall) is not None)
+            if scaled:
+                n = len(scaled)
+                return scaled[n // 2] if n % 2 else (scaled[n // 2 - 1] + scaled[n // 2]) / 2
+        return self.cpu_time_s if clock == "cpu" else self.time_s
+
+    @property
+    def has_probes(self) -> bool:
+        return any(probe for _, _, probe in self.repeats)
+
+
+def load_records(path: str | Path) -> tuple[list[dict], list[str]]:
+    """Records from a merged database file, or from the experiment folders under a folder.
+
+    Returns:
+        ``(records, notes)``: notes name folders that could not be read (they are skipped).
+
+    Raises:
+        UsageError: the path does not exist.
+        ResultFormatError: the database file cannot be read.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{p} does not exist", "give a database from `mlee merge` or a results folder")
+    if p.is_file():
+        from mlee.results.database import load_database
+
+        db = load_database(p)
+        return list(db.get("records") or []), []
+    from mlee.results.discover import discover
+    from mlee.results.folder import read_experiment
+
+    inputs, skips = discover([p])
+    records, notes = [], [f"{s.display}: {s.reason}" for s in skips]
+    for item in inputs:
+        if item.kind != "folder":
+            continue
+        try:
+            records.append(read_experiment(item.path))
+        except MleeError as exc:
+            notes.append(f"{item.display}: {exc}")
+    return records, notes
+
+
+def _repeats(raw: dict) -> tuple[tuple[float, float | None, float | None], ...]:
+    """Per-repeat (wall, cpu, probe) of a point, where the point lists them (else empty)."""
+    walls, cpus, probes = raw.get("times_s"), raw.get("cpu_times_s"), raw.get("probe_s")
+    if not isinstance(walls, list) or not isinstance(cpus, list) or not isinstance(probes, list):
+        return ()
+    if not (len(walls) == len(cpus) == len(probes)):
+        return ()
+    out = []
+    for w, c, p in zip(walls, cpus, probes):
+        if not (finite(w) and w > 0):
+            return ()
+        out.append((float(w), float(c) if finite(c) and c > 0 else None, float(p) if finite(p) and p > 0 else None))
+    return tuple(out)
+
+
+def probes_from_records(records: Iterable[dict], ids: set[str]) -> list[float]:
+    """The speed-probe times of the profile records ``ids`` (see :mod:`mlee.predict.probe`)."""
+    out = []
+    for rec in records:
+        prof = rec.get("profile")
+        if str(rec.get("id")) in ids and isinstance(prof, dict):
+            out += [float(v) for v in prof.get("probe_s") or [] if finite(v) and v > 0]
+    return sorted(out)
+
+
+def points_from_records(records: Iterable[dict]) -> tuple[list[Point], list[str]]:
+    """Every usable profiled point of completed or interrupted ``profile`` records, with notes on what was left out."""
+    points: list[Point] = []
+    notes: list[str] = []
+    for rec in records:
+        prof = rec.get("profile")
+        if rec.get("kind") != "profile" or not isinstance(prof, dict):
+            continue
+        if rec.get("status") not in ("completed", "interrupted"):
+            notes.append(f"{rec.get('id')}: status {rec.get('status')}, left out")
+            continue
+        env_info = rec.get("environment_info") if isinstance(rec.get("environment_info"), dict) else {}
+        cpu = env_info.get("cpu") if isinstance(env_info.get("cpu"), dict) else {}
+        fp = {"cpu_model": cpu.get("model") or prof.get("cpu_model"), "torch_version": prof.get("torch_version"),
+              "mlee_version": env_info.get("mlee_version"), "device": prof.get("device"),
+              "torch_threads": prof.get("torch_threads")}
+        clock = prof.get("clock") if prof.get("clock") in ("wall", "cpu") else "wall"
+        bad = 0
+        for raw in prof.get("points") or []:
+            try:
+                cfg = KernelConfig.from_key(raw["config"])
+                time_s = raw["time_s"].get("median", raw["time_s"]["mean"])
+                cpu = (raw.get("cpu_time_s") or {}).get("median")
+                cpu_time_s = float(cpu) if finite(cpu) and cpu > 0 else None
+                power_w = raw.get("power_w")
+                if not (finite(time_s) and time_s > 0):
+                    raise ValueError("time")
+                if power_w is not None and not (finite(power_w) and power_w > 0):
+                    power_w = None
+            except (KeyError, TypeError, ValueError, MleeError):
+                bad += 1
+                continue
+            points.append(Point(cfg, float(time_s), cpu_time_s, power_w,
+                                raw.get("energy_method") if power_w else None, bool(raw.get("stable")),
+                                str(rec.get("id")), str(rec.get("environment") or ""), fp, clock,
+                                _repeats(raw)))
+        if bad:
+            notes.append(f"{rec.get('id')}: {bad} malformed point(s) left out")
+    return points, notes
+
+
+def select_environment(points: Sequence[Point], environment: str | None) -> list[Point]:
+    """The points of one environment.
+
+    Raises:
+        UsageError: no points, an unknown environment, or several environments and none chosen.
+    """
+    envs = sorted({p.environment for p in points})
+    if not points:
+        raise UsageError("no profiled kernels found", "profile first: mlee profile --grid quick, then mlee merge")
+    if environment is not None:
+        chosen = [p for p in points if p.environment == environment]
+        if not chosen:
+            raise UsageError(f"no profiled kernels in environment {environment!r}",
+                             f"environments with profiles: {'; '.join(envs)}")
+        return chosen
+    if len(envs) > 1:
+        raise UsageError(f"profiles from {len(envs)} environments: {'; '.join(envs)}",
+                         "choose one with --environment (a predictor holds for one machine and stack)")
+    return list(points)
+
+
+def _weakest(methods: Iterable[str | None]) -> str | None:
+    found = [Method(m) for m in methods if m in Method.__members__]
+    return min(found, key=lambda m: METHOD_STRENGTH[m]).value if found else None
+
+
+def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int]) -> Target:
+    from mlee.predict import polyfit
+
+    if model_type == "gbm":
+        from mlee.predict.gbm import cross_validate_gbm, fit_gbm
+
+        model = fit_gbm(X, y)
+        pred = model.predict(X)
+        quality = {"cv_rmspe": cross_validate_gbm(X, y), "rmspe": polyfit.rmspe(y, pred), "r2": polyfit.r2(y, pred)}
+        return Target(model, quality)
+    report = polyfit.fit_with_cv(X, y, degrees)
+    quality = {"degree": report.model.degree, "transform": report.model.transform,
+               "cv_rmspe": report.cv_rmspe.get(report.name),
+               "cv_rmspe_by_model": {n: (s if s != float("inf") else None) for n, s in report.cv_rmspe.items()},
+               "rmspe": report.rmspe, "r2": report.r2}
+    return Target(report.model, quality)
+
+
+def choose_clock(points: Sequence[Point], clock: str | None) -> str:
+    """The runtime clock to fit: ``clock`` if given, else the one the profiles were judged on.
+
+    Raises:
+        UsageError: profiles on different clocks and none chosen, or ``cpu`` without CPU times.
+    """
+    if clock is None:
+        clocks = sorted({p.clock for p in points})
+        if len(clocks) > 1:
+            raise UsageError("the profiles were measured on different clocks (wall and cpu)",
+                             "choose one with --clock wall or --clock cpu")
+        clock = clocks[0] if clocks else "wall"
+    if clock not in ("wall", "cpu"):
+        raise UsageError(f"unknown clock {clock!r}", "use --clock wall or --clock cpu")
+    if clock == "cpu" and any(p.cpu_time_s is None for p in points):
+        raise UsageError("some profiled points have no CPU time (profiled by an older mlee)",
+                         "use --clock wall, or profile again")
+    return clock
+
+
+def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stable_only: bool = False,
+                  clock: str | None = None, probe_s: Sequence[float] = ()) -> Predictor:
+    """Fit runtime and power models for every kind with points.
+
+    Args:
+        clock: ``wall`` or ``cpu`` runtimes (None: the clock the profiles were judged on).
+        probe_s: Speed-probe times taken during the profiles. When given, runtimes are normalised to
+            their median (``probe_ref_s`` in the basis): each repeat is scaled by the reference probe time
+            over the probe time of its round, so a machine that slowed down during the profile does not
+            bend the fit. Checks of a prediction compare against the probe's time then.
+
+    Raises:
+        UsageError: unknown model type or clock, or no usable points.
+        BackendMissing: ``gbm`` without scikit-learn (names the extra).
+    """
+    import numpy as np
+
+    if model_type not in ("polynomial", "gbm"):
+        raise UsageError(f"unknown predictor kind {model_type!r}", "use --kind polynomial or --kind gbm")
+    use = [p for p in points if p.stable or not stable_only]
+    if not use:
+        raise UsageError("no stable profiled points to fit", "profile again, or fit without --stable-only")
+    clock = choose_clock(use, clock)
+    probes = sorted(float(v) for v in probe_s if v and v > 0)
+    probe_ref = (probes[len(probes) // 2] if len(probes) % 2 else (probes[len(probes) // 2 - 1] +
+                 probes[len(probes) // 2]) / 2) if probes else None
+    if probe_ref is not None and not any(p.has_probes for p in use):
+        probe_ref = None  # probes but no per-repeat probe times: nothing to normalise
+    kinds: dict[str, KindModel] = {}
+    for kind in KERNEL_KINDS:
+        mine = [p for p in use if p.config.kind == kind]
+        if not mine:
+            continue
+        X = np.asarray([p.config.feature_vector() for p in mine], dtype=float)
+        y_time = np.asarray([p.runtime(clock, probe_ref) for p in mine])
+        ranges = {n: (float(X[:, i].min()), float(X[:, i].max())) for i, n in enumerate(KIND_FEATURES[kind])}
+        time_t = _fit_target(X, y_time, model_type, TIME_DEGREES)
+        with_power = [i for i, p in enumerate(mine) if p.power_w is not None]
+        power_t = None
+        if len(with_power) == len(mine):
+            power_t = _fit_target(X, np.asarray([p.power_w for p in mine]), model_type, POWER_DEGREES)
+        kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t)
+    first = use[0]
+    basis = {"energy_method": _weakest(p.energy_method for p in use), "environment": first.environment,
+             "records": sorted({p.record_id for p in use}), "n_points": len(use), "clock": clock,
+             "probe_s": probes, "probe_ref_s": probe_ref,
+             "n_unstable": sum(1 for p in use if not p.stable)}
+    return Predictor(model_type, dict(first.fingerprint), basis, kinds)
+
+
+def quality_rows(predictor: Predictor) -> list[dict]:
+    """One row per kind: points, chosen degree, RMSPE (in-sample and cross-validated) and R² of runtime and power."""
+    rows = []
+    for kind, km in sorted(predictor.kinds.items(), key=lambda kv: KERNEL_KINDS.index(kv[0])):
+        row = {"kind": kind, "n_points": km.n_points}
+        for name, target in (("time", km.time_s), ("power", km.power_w)):
+            q = target.quality if target else {}
+            model = f"{q['transform']}-{q['degree']}" if q.get("transform") else None
+            row.update({f"{name}_model": model, f"{name}_rmspe": q.get("rmspe"),
+                        f"{name}_cv_rmspe": q.get("cv_rmspe"), f"{name}_r2": q.get("r2")})
+        rows.append(row)
+    return rows
+

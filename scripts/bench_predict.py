@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Benchmark of energy prediction: predicted vs measured runtime and energy per sample of whole models.
+
+No model below is used in fitting: predictors are fit on kernels only (``mlee profile``), so every
+model is left out by construction. For each model the script predicts per-sample runtime and energy
+from its kernels, then measures it (``mlee predict --measure``'s loop, same threads), and prints the
+absolute percentage errors and their mean (MAPE), side by side with a baseline that knows only the
+model's MACs (runtime = MACs / the conv kernels' median MAC rate; energy = that runtime x the median
+kernel power). The issue's target is a runtime MAPE under 15 %.
+
+    .venv/bin/python scripts/bench_predict.py --predictor results/predictor.json
+    .venv/bin/python scripts/bench_predict.py --profile        # profile the quick grid first (~5-10 min)
+    .venv/bin/python scripts/bench_predict.py --reduced ...    # 8 cheaper models, shorter windows
+
+On a machine shared with other work, use ``--threads 1`` (the default here) for both the profile and
+this script, and read the figures with the load average it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+MODELS = ("resnet18", "resnet34", "resnet50", "vgg11", "alexnet", "squeezenet1_0", "mobilenet_v2", "mnasnet1_0",
+          "densenet121", "googlenet", "shufflenet_v2_x1_0")
+REDUCED = ("resnet18", "alexnet", "squeezenet1_0", "squeezenet1_1", "mobilenet_v2", "mnasnet0_5",
+           "shufflenet_v2_x0_5", "googlenet")
+
+
+def _load(path: Path):
+    from mlee.predict.predictor import load
+
+    predictor, warnings = load(path)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return predictor
+
+
+def _profile(out_dir: Path, threads: int, clock: str) -> Path:
+    from mlee.predict import kernels as K
+    from mlee.predict.grids import grid
+    from mlee.predict.profile import GRID_SETTINGS, profile_kernels
+    from mlee.predict.training import fit_predictor, load_records, points_from_records
+
+    kinds = K.KERNEL_KINDS
+    t0 = time.perf_counter()
+    from dataclasses import replace
+
+    profile_kernels(kinds, {k: grid(k, "quick") for k in kinds}, "quick",
+                    replace(GRID_SETTINGS["quick"], clock=clock), str(out_dir), threads=threads)
+    print(f"profiled the quick grid in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    from mlee.predict.training import probes_from_records
+
+    records = load_records(out_dir)[0]
+    points, _ = points_from_records(records)
+    path = out_dir / "predictor.json"
+    fit_predictor(points, probe_s=probes_from_records(records, {p.record_id for p in points})).save(path)
+    return path
+
+
+def _baseline(predictor) -> tuple[float, float | None]:
+    """MACs per second and watts of the MACs-only baseline, from the predictor's own conv kernel fit."""
+    from mlee.predict.grids import grid
+
+    km = predictor.kinds["conv-bn-relu"]
+    rates, powers = [], []
+    for cfg in grid("conv-bn-relu", "quick"):
+        t = float(km.time_s.model.predict([cfg.feature_vector()])[0])
+        if t > 0:
+            rates.append(cfg.features()["macs"] / t)
+        if km.power_w is not None:
+            powers.append(float(km.power_w.model.predict([km.clipped(cfg)])[0]))
+    return statistics.median(rates), (statistics.median(powers) if powers else None)
+
+
+def _ape(pred: float | None, meas: float | None) -> float | None:
+    return abs(pred - meas) / meas if pred is not None and meas else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--predictor", type=Path, help="predictor file (mlee fit); default: profile first")
+    ap.add_argument("--profile", action="store_true", help="profile the quick grid and fit a predictor first")
+    ap.add_argument("--models", help="comma-separated models (default: 11 torchvision CNNs)")
+    ap.add_argument("--reduced", action="store_true", help="8 cheaper models and shorter windows (shared machine)")
+    ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for measuring (use the profile's)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), help="profile clock (default: cpu with one thread)")
+    ap.add_argument("--output-dir", type=Path, help="where experiment folders go (default: a temporary folder)")
+    args = ap.parse_args()
+
+    from dataclasses import replace
+
+    from mlee.predict.decompose import decompose
+    from mlee.predict.forecast import predict_model
+    from mlee.predict.measure import MODEL_SETTINGS, measure_model
+    from mlee.predict.models import build_model, resolve_model
+    from mlee.predict.probe import drift
+
+    out_dir = args.output_dir or Path(tempfile.mkdtemp(prefix="mlee-bench-predict-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.predictor is None and not args.profile:
+        ap.error("give --predictor FILE or --profile")
+    clock = args.clock or ("cpu" if args.threads == 1 else "wall")
+    path = args.predictor if args.predictor is not None else _profile(out_dir, args.threads, clock)
+    predictor = _load(path)
+    clock = predictor.basis.get("clock") or "wall"  # compare on the clock the predictor was fit on
+    models = args.models.split(",") if args.models else (REDUCED if args.reduced else MODELS)
+    settings = replace(MODEL_SETTINGS, clock=clock)
+    if args.reduced:
+        settings = replace(settings, min_window_s=0.2, max_repeats=5)
+    macs_per_s, base_w = _baseline(predictor)
+    load_before = os.getloadavg()
+    print(f"predictor {path} ({predictor.model_type}, {predictor.basis.get('environment')}); "
+          f"{args.threads} thread(s); {clock} clock; batch {args.batch_size}; load average {load_before[0]:.1f} on "
+          f"{os.cpu_count()} CPUs")
+    print(f"baseline: runtime = MACs / {macs_per_s / 1e9:.3g} GMAC/s, power {base_w or float('nan'):.3g} W")
+    header = (f"{'model':20} {'pred ms':>9} {'meas ms':>9} {'err':>7} {'base err':>8} {'drift':>6} {'corr err':>8}   "
+              f"{'pred J':>8} {'meas J':>8} {'err':>7} {'base err':>8}  layers")
+    print(header)
+    rows = []
+    for name in models:
+        ref = resolve_model(name)
+        dec = decompose(build_model(ref, "meta"), (args.batch_size, 3, ref.input_size, ref.input_size), ref.name)
+        pred = predict_model(predictor, dec)
+        measured = measure_model(ref, args.batch_size, settings, str(out_dir), threads=args.threads)
+        meas = measured["per_sample"]
+        speed = drift(measured["probe_s"], predictor.basis.get("probe_ref_s"))
+        base_ms = dec.macs / args.batch_size / macs_per_s * 1e3
+        base_j = base_ms / 1e3 * base_w if base_w else None
+        meas_ms = meas["cpu_time_ms"] if clock == "cpu" else meas["time_ms"]
+        row = {"model": ref.name, "pred_ms": pred.per_sample_time_ms, "meas_ms": meas_ms,
+               "pred_j": pred.per_sample_energy_j, "meas_j": meas["energy_j"],
+               "t_err": _ape(pred.per_sample_time_ms, meas_ms), "t_base": _ape(base_ms, meas_ms), "drift": speed,
+               "t_corr": _ape(pred.per_sample_time_ms * speed, meas_ms) if speed else None,
+               "e_err": _ape(pred.per_sample_energy_j, meas["energy_j"]), "e_base": _ape(base_j, meas["energy_j"]),
+               "counts": pred.counts()}
+        rows.append(row)
+
+        def pct(v: float | None) -> str:
+            return f"{100 * v:6.1f}%" if v is not None else "    n/a"
+
+        def num(v: float | None) -> str:
+            return f"{v:8.4g}" if v is not None else "     n/a"
+
+        print(f"{row['model']:20} {row['pred_ms']:9.4g} {row['meas_ms']:9.4g} {pct(row['t_err'])} "
+              f"{pct(row['t_base']):>8} {speed or float('nan'):6.2f} {pct(row['t_corr']):>8}   "
+              f"{num(row['pred_j'])} {num(row['meas_j'])} {pct(row['e_err'])} "
+              f"{pct(row['e_base']):>8}  {row['counts']}", flush=True)
+
+    def mape(key: str) -> float | None:
+        vals = [r[key] for r in rows if r[key] is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    t_mape, t_base, e_mape, e_base = mape("t_err"), mape("t_base"), mape("e_err"), mape("e_base")
+    t_corr = mape("t_corr")
+    load_after = os.getloadavg()
+    print(f"runtime MAPE {100 * t_mape:.1f} % (baseline {100 * t_base:.1f} %, ratio {t_mape / t_base:.2f}) "
+          f"over {len(rows)} models; target < 15 %: {'met' if t_mape < 0.15 else 'NOT met'}")
+    if t_corr is not None:
+        print(f"runtime MAPE after correcting for machine speed drift (speed probe): {100 * t_corr:.1f} %; "
+              f"target < 15 %: {'met' if t_corr < 0.15 else 'NOT met'}")
+    if e_mape is not None and e_base is not None:
+        print(f"energy MAPE {100 * e_mape:.1f} % (baseline {100 * e_base:.1f} %, ratio {e_mape / e_base:.2f}); "
+              f"energy method of the measurements: {predictor.basis.get('energy_method')}")
+    print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f}; experiment folders in {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
