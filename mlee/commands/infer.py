@@ -44,6 +44,7 @@ _INTERVAL = typer.Option(0.1, "--interval", help="Sampling interval in seconds."
 _BASELINE = typer.Option(0.0, "--baseline-s", help="Idle baseline before each model, in seconds.")
 _SOURCE = typer.Option(None, "--source", "-s", help="rapl, nvml or estimate (repeatable; default: auto-detect).")
 _COUNTRY = typer.Option(None, "--country", help="ISO alpha-3 country for the estimate and carbon figures.")
+_PUE = typer.Option(1.0, "--pue", help="Facility power usage effectiveness for the carbon figure (1.0: none).")
 
 
 def _progress_enabled() -> bool:
@@ -177,12 +178,25 @@ def execute(models: list[str], options: Any, session_kwargs: dict, as_json: bool
         out_json(data)
     else:
         _render(outcomes, training)
+        _render_layers(outcomes)
     for o in outcomes:
         if o.error is not None:
             error(f"{o.model}: {o.error}")
         elif o.results and o.results.get("estimated"):
             message(f"mlee: {o.model}: energy figures are ESTIMATES (no energy counter was readable)")
     return _exit_code(outcomes)
+
+
+def _render_layers(outcomes: list) -> None:
+    """The per-layer breakdown of each run that has one (``--per-layer``)."""
+    from mlee.console import out
+
+    for o in outcomes:
+        breakdown = (o.results or {}).get("per_layer")
+        if breakdown:
+            from mlee.predict.layers import render_breakdown
+
+            out().print(render_breakdown(breakdown, top=20))
 
 
 def out_json(data: Any) -> None:
@@ -193,9 +207,9 @@ def out_json(data: Any) -> None:
 
 
 def _session_kwargs(output_dir: Path, interval: float, baseline_s: float, source: list[str] | None,
-                    country: str | None) -> dict:
+                    country: str | None, pue: float) -> dict:
     return {"output_dir": output_dir, "interval_s": interval, "baseline_s": baseline_s,
-            "sources": source or None, "country": country}
+            "sources": source or None, "country": country, "pue": pue}
 
 
 def models_table(backend: str | None) -> list[dict]:
@@ -253,7 +267,10 @@ def register(app: typer.Typer) -> None:
         repeat: int = typer.Option(1, "--repeat", help="Measured windows; mean, std and CV are reported."),
         input_size: int = _INPUT_SIZE, threads: int = _THREADS, max_corrupt: float = _MAX_CORRUPT,
         output_dir: Path = _OUTPUT, interval: float = _INTERVAL, baseline_s: float = _BASELINE,
-        source: list[str] = _SOURCE, country: str = _COUNTRY,
+        source: list[str] = _SOURCE, country: str = _COUNTRY, pue: float = _PUE,
+        per_layer: bool = typer.Option(False, "--per-layer",
+                                       help="PyTorch: also time every layer in an extra window and attribute "
+                                            "its energy to layers (stored as per_layer, shown as a table)."),
         as_json: bool = typer.Option(False, "--json", help="Print the runs' results as JSON instead of a table."),
     ) -> int:
         """Measure inference of one or more models: `mlee infer -m ResNet50 --backend pytorch`.
@@ -269,8 +286,9 @@ def register(app: typer.Typer) -> None:
             dataset=dataset,
             data_path=data_path, batch_size=batch_size, n_batches=n_batches, n_samples=n_samples, seed=seed,
             warmup_batches=warmup_batches, repeat=repeat, input_size=input_size, threads=threads,
-            max_corrupt_fraction=max_corrupt)
-        return execute(model, options, _session_kwargs(output_dir, interval, baseline_s, source, country), as_json)
+            max_corrupt_fraction=max_corrupt, per_layer=per_layer)
+        return execute(model, options, _session_kwargs(output_dir, interval, baseline_s, source, country, pue),
+                       as_json)
 
     @app.command("train")
     def train(
@@ -293,7 +311,7 @@ def register(app: typer.Typer) -> None:
                                           help="Write the trained weights here (usable with --weights PATH)."),
         input_size: int = _INPUT_SIZE, threads: int = _THREADS, max_corrupt: float = _MAX_CORRUPT,
         output_dir: Path = _OUTPUT, interval: float = _INTERVAL, baseline_s: float = _BASELINE,
-        source: list[str] = _SOURCE, country: str = _COUNTRY,
+        source: list[str] = _SOURCE, country: str = _COUNTRY, pue: float = _PUE,
         as_json: bool = typer.Option(False, "--json", help="Print the runs' results as JSON instead of a table."),
     ) -> int:
         """Measure training of one or more models: `mlee train -m MobileNetV3Small --epochs 3`.
@@ -310,7 +328,8 @@ def register(app: typer.Typer) -> None:
             data_path=data_path, batch_size=batch_size, n_batches=n_batches, n_samples=n_samples, seed=seed,
             warmup_batches=warmup_batches, input_size=input_size, threads=threads, max_corrupt_fraction=max_corrupt,
             epochs=epochs, lr=lr, optimizer=optimizer, max_seconds=max_seconds, save_weights=save_weights)
-        return execute(model, options, _session_kwargs(output_dir, interval, baseline_s, source, country), as_json)
+        return execute(model, options, _session_kwargs(output_dir, interval, baseline_s, source, country, pue),
+                       as_json)
 
     @app.command("models")
     def models(

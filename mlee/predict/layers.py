@@ -220,10 +220,7 @@ def trace_from_csvs(paths: Sequence[Any]) -> PowerTrace | None:
 
 def _session_trace(session: Any) -> PowerTrace | None:
     """The power trace written so far by an open session (its buffered rows flushed first)."""
-    sampler = getattr(session, "_sampler", None)
-    flush = getattr(sampler, "flush", None)
-    if callable(flush):
-        flush()
+    session.flush()
     folder = getattr(session, "folder", None)
     if folder is None:
         return None

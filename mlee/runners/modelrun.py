@@ -209,6 +209,12 @@ def infer(m: Any, model: str, options: RunOptions, weights: WeightsChoice, progr
     if p.labels:
         metrics = accuracy(p.engine.to_numpy(outputs), p.labels)
     m.add_results(per_sample=per_sample, repeats=repeats, metrics=metrics)
+    if options.per_layer:
+        # After the measured repeats, in a window of its own: the hooks cost time, so it is never a repeat.
+        from mlee.predict.layers import profile_layers
+
+        m.add_results(per_layer=profile_layers(p.engine.module, p.batches, m, "per-layer",
+                                               device=p.engine.device))
 
 
 def _initial_results(model: str, options: RunOptions) -> dict:

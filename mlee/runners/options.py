@@ -47,6 +47,7 @@ class RunOptions:
     optimizer: str = "sgd"
     max_seconds: float | None = None
     save_weights: Path | None = None
+    per_layer: bool = False
 
     @property
     def dataset_name(self) -> str:
@@ -68,6 +69,9 @@ class RunOptions:
         check_backend(self.backend)
         if self.onnx_source not in ONNX_SOURCES:
             raise UsageError(f"unknown --onnx-source {self.onnx_source!r}", fix="use pytorch or tensorflow")
+        if self.per_layer and (self.task != "inference" or self.backend != "pytorch"):
+            raise UsageError("--per-layer times PyTorch layers during inference only",
+                             fix="use it with `mlee infer --backend pytorch`")
         if self.task == "training" and self.backend == "onnx":
             raise UsageError("the onnx backend runs inference only", fix="train with --backend pytorch or tensorflow")
         parse_device(self.device)
