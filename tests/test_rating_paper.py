@@ -107,7 +107,7 @@ def test_paper_boundaries_are_index_quantiles_of_the_logs(database):
         assert got["inference"][key] == pytest.approx(published[key], rel=1e-12, abs=0)
     for key in ("parameters", "fsize", "top1", "top5"):
         assert got["training"][key] == pytest.approx(published[key], rel=1e-12, abs=0)
-    # The preset's training energy and time boundaries are this calibration (documented in docs/rating.md).
+    # The preset's training energy and time boundaries are this calibration (documented in the README).
     shipped = {m.key: list(m.boundaries) for m in spec.task("training").metrics}
     for key in ("energy_per_epoch", "energy_total", "time_per_epoch", "time_total"):
         assert got["training"][key] == pytest.approx(shipped[key], rel=1e-12, abs=0)

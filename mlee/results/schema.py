@@ -1,6 +1,6 @@
 """The JSON Schemas shipped in ``mlee/schema/`` and a small, fast validator for the subset they use.
 
-The schema files are the contract (docs/schema.md explains each key); this module compiles them into
+The schema files are the contract (the README's file-format section explains each key); this module compiles them into
 closures once per process, so validating 10,000 records costs well under a second and needs no third-party
 package at run time. The subset: ``type``, ``enum``, ``const``, ``properties``, ``required``,
 ``additionalProperties``, ``items``, ``minItems``/``maxItems``, ``minLength``, ``pattern``, ``minimum``/
@@ -269,9 +269,25 @@ class _Compiler:
 _COMPILER = _Compiler()
 
 
+_CHECKS: dict[tuple[str, str], Check] = {}
+
+
 def validator(name: str, pointer: str = "") -> Check:
-    """A compiled check for schema ``name`` (optionally a ``$defs`` entry, e.g. ``"/$defs/record"``)."""
-    return _COMPILER.ref(name, pointer)
+    """A compiled check for schema ``name`` (optionally a ``$defs`` entry, e.g. ``"/$defs/record"``).
+
+    A valid document is recognised by the yes/no twin of :mod:`mlee.results.schema_fast`, which builds no
+    path text; only a document it refuses goes through the validator that names the problem.
+    """
+    check = _CHECKS.get((name, pointer))
+    if check is None:
+        from mlee.results.schema_fast import fast_validator
+
+        named, ok = _COMPILER.ref(name, pointer), fast_validator(name, pointer)
+
+        def check(v: Any, p: str) -> str | None:
+            return None if ok(v) else named(v, p)
+        _CHECKS[(name, pointer)] = check
+    return check
 
 
 def problem(name: str, document: Any, pointer: str = "") -> str | None:
