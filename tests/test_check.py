@@ -109,3 +109,25 @@ def test_cli_json(tmp_path):
     assert res.exit_code == 0
     payload = json.loads(res.stdout)
     assert payload["passed"] is True and payload["rows"][0]["model"] == "A"
+
+
+def test_cli_min_rating_rates_the_database_with_the_spec(tmp_path):
+    """The whole path: database summaries -> mlee.rating with the default spec -> the gate."""
+    from mlee.results.summary import facts, summarise
+    from test_cli_rate import record
+
+    records = [record("ResNet50", energy=1.0, time_ms=10.0),
+               record("MobileNetV2", energy=0.25, time_ms=2.5, params=3_500_000),
+               record("VGG16", energy=4.0, time_ms=40.0, params=138_000_000)]
+    db = {"schema_version": 1, "kind": "mlee-database", "mlee_version": "0.1.0", "records": records,
+          "summaries": summarise([facts(r) for r in records]), "skipped": []}
+    path = tmp_path / "db.json"
+    path.write_text(json.dumps(db))
+    runner = CliRunner()
+    good = runner.invoke(app, ["check", str(path), "--model", "MobileNetV2", "--min-rating", "B"], env=ENV)
+    assert good.exit_code == 0, good.output
+    bad = runner.invoke(app, ["check", str(path), "--min-rating", "B", "--json"], env=ENV)
+    assert bad.exit_code == 1
+    outcome = {o["model"]: o for o in json.loads(bad.stdout)["outcomes"]}
+    assert outcome["MobileNetV2"]["passed"] and not outcome["VGG16"]["passed"]
+    assert outcome["VGG16"]["value"] in ("C", "D", "E")
