@@ -11,7 +11,8 @@ Figures printed side by side:
 - update: 10 new folders, `mlee merge DIR -o OUT --update` (wall time of the command, and of the merge alone).
 
 Targets (issue 4): cold merge under 10 s and within 2x of the floor; peak memory under 500 MB; update under 1 s.
-The page cache is warm (the folders were just written): dropping it needs root and would disturb other users.
+The page cache is warm (every file is read once, untimed, before the first figure): dropping it needs root and
+would disturb other users. With --dir DIR --keep, a later run can --reuse the generated folders.
 
 Usage: python scripts/bench_merge.py [--folders 10000] [--seconds 60] [--hz 10] [--dir DIR] [--keep] [--repeat N]
 """
@@ -65,7 +66,7 @@ def _csv(header: str, *cols) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _results(ident: str, i: int, seconds: float, e_cpu: float, e_gpu: float) -> dict:
+def _results(rid: str, i: int, seconds: float, e_cpu: float, e_gpu: float) -> dict:
     total = e_cpu + e_gpu
     methods = {"total": "counter", "cpu": "counter", "dram": None, "gpu": "counter"}
     energy = {"total": total, "cpu": e_cpu, "dram": None, "gpu": e_gpu}
@@ -78,7 +79,7 @@ def _results(ident: str, i: int, seconds: float, e_cpu: float, e_gpu: float) -> 
                         "energy_j": {k: (v * frac if v is not None else None) for k, v in energy.items()},
                         "energy_method": methods})
     return {
-        "schema_version": 1, "id": ident, "kind": "infer", "name": f"model{i % 20}", "status": "completed",
+        "schema_version": 1, "id": rid, "kind": "infer", "name": f"model{i % 20}", "status": "completed",
         "error": None, "start_utc": f"2026-11-{1 + i % 28:02d}T07:01:02.123456Z",
         "end_utc": f"2026-11-{1 + i % 28:02d}T07:02:02.123456Z", "duration_s": seconds, "interval_s": 0.1,
         "energy_j": energy, "energy_method": methods, "estimated": False,
@@ -119,12 +120,16 @@ ENVIRONMENT = {
 }
 
 
+def ident(i: int) -> str:
+    """The experiment id (and folder name) of generated folder number ``i``."""
+    return f"infer-model{i % 20}-20261122T{i // 3600 % 24:02d}{i // 60 % 60:02d}{i % 60:02d}Z-{i:06x}"
+
+
 def generate(root: Path, count: int, seconds: float, hz: float, start: int = 0) -> None:
     variants = _trace_variants(seconds, hz, seed=start)
     env_text = json.dumps(ENVIRONMENT, indent=2, sort_keys=True)
     for i in range(start, start + count):
-        ident = f"infer-model{i % 20}-20261122T{i // 3600 % 24:02d}{i // 60 % 60:02d}{i % 60:02d}Z-{i:06x}"
-        folder = root / ident
+        folder = root / ident(i)
         (folder / "power").mkdir(parents=True)
         v = i % VARIANTS
         rapl, nvml = variants["rapl"][v], variants["nvml"][v]
@@ -139,8 +144,15 @@ def generate(root: Path, count: int, seconds: float, hz: float, start: int = 0) 
             indent=2, sort_keys=True))
         (folder / "environment.json").write_text(env_text)
         (folder / "log.txt").write_text("done\n")
-        (folder / "results.json").write_text(json.dumps(_results(ident, i, seconds, e_cpu, e_gpu), indent=2,
+        (folder / "results.json").write_text(json.dumps(_results(ident(i), i, seconds, e_cpu, e_gpu), indent=2,
                                                         sort_keys=True))
+
+
+def _warm(root: Path) -> None:
+    """Read every file once, untimed: the floor (timed first) must not pay for a page cache the merges find warm."""
+    for f in root.rglob("*"):
+        if f.is_file():
+            f.read_bytes()
 
 
 def floor(root: Path, plain: bool) -> float:
@@ -206,6 +218,9 @@ def main() -> int:
     ap.add_argument("--hz", type=float, default=10.0)
     ap.add_argument("--dir", type=Path, default=None, help="where to generate (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the generated folders")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --dir: reuse the folders a previous --keep run generated there (generating 10,000 "
+                         "takes minutes); the --update folders it added are removed first")
     ap.add_argument("--plain-floor", action="store_true", help="also time the csv-module floor (slow)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each timing this many times and keep the best (for machines shared with others)")
@@ -214,11 +229,21 @@ def main() -> int:
     runs, out = base / "runs", base / "merged.json"
     try:
         t = time.perf_counter()
-        generate(runs, args.folders, args.seconds, args.hz)
+        if args.reuse and args.dir is not None and runs.is_dir():
+            for i in range(args.folders, args.folders + 20):  # what the --update figures below add
+                shutil.rmtree(runs / ident(i), ignore_errors=True)
+            have = sum(1 for _ in runs.iterdir())
+            if have != args.folders:
+                raise SystemExit(f"{runs} holds {have} folders, not {args.folders}: generate again without --reuse")
+            how = "reused"
+        else:
+            generate(runs, args.folders, args.seconds, args.hz)
+            how = "generated"
         os.sync()  # the generator's dirty pages must not be flushed inside the merge's fsync
         size_mb = sum(f.stat().st_size for f in runs.rglob("*") if f.is_file()) / 1e6
-        print(f"generated {args.folders} folders ({size_mb:.0f} MB) in {time.perf_counter() - t:.1f} s "
+        print(f"{how} {args.folders} folders ({size_mb:.0f} MB) in {time.perf_counter() - t:.1f} s "
               f"on {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+        _warm(runs)
         best = lambda runs_: min(runs_, key=lambda r: r[0])  # noqa: E731 - best of the repeats
         floor_s = min(floor(runs, plain=False) for _ in range(args.repeat))
         plain_s = floor(runs, plain=True) if args.plain_floor else None

@@ -77,11 +77,12 @@ def check_results(results: dict, label: str = "results.json") -> dict:
     return results
 
 
-def read_experiment(folder: str | Path, include_traces: bool = False) -> dict:
+def read_experiment(folder: str | Path, include_traces: bool = False, trace_names: list[str] | None = None) -> dict:
     """Read one experiment folder into a database record.
 
     The record is ``results.json`` plus ``environment`` (group name), ``origin``, ``config``,
     ``environment_info``, ``traces`` (statistics per channel) and, with ``include_traces``, ``trace_samples``.
+    ``trace_names`` is a listing of ``power/`` just taken (see :func:`fingerprint_and_traces`); None lists it.
 
     Raises:
         ResultFormatError: the folder cannot be trusted, with the reason (missing or truncated file, wrong
@@ -97,7 +98,7 @@ def read_experiment(folder: str | Path, include_traces: bool = False) -> dict:
     err = problem("environment", env)
     if err is not None:
         raise ResultFormatError(f"environment.json: {err}")
-    names = trace_files(base)
+    names = trace_files(base) if trace_names is None else trace_names
     present = set(names)
     for src in results["sources"]:
         if source_file(src["name"]) not in present:
@@ -138,27 +139,35 @@ def fingerprint(folder: Path, known: str | None = None) -> str:
 
     Units: sizes in bytes, mtimes in nanoseconds.
     """
+    return fingerprint_and_traces(folder, known)[0]
+
+
+def fingerprint_and_traces(folder: Path, known: str | None = None) -> tuple[str, list[str] | None]:
+    """:func:`fingerprint`, and the trace file names (as :func:`trace_files` gives them) when ``power/`` was
+    listed for it, so that reading the folder right after needs no second listing; None when not listed."""
     base = os.fspath(folder) + os.sep
     out = [_stat_entry(base + name, name) for name in REQUIRED_FILES]
     try:
         power = f"power/{_FS}{os.stat(base + 'power').st_mtime_ns}"
     except OSError:
         out.append(f"power/{_FS}missing")
-        return _RS.join(out)
+        return _RS.join(out), None
     out.append(power)
     names = None
+    listed = None
     if known is not None:
         parts = known.split(_RS)
         if len(parts) > len(REQUIRED_FILES) and parts[len(REQUIRED_FILES)] == power:
             names = [p.split(_FS, 1)[0] for p in parts[len(REQUIRED_FILES) + 1:]]
     if names is None:
         try:
-            names = sorted(f"power/{e.name}" for e in os.scandir(base + "power")
-                           if e.name.endswith(".csv") and not e.name.startswith("."))
+            listed = sorted(e.name for e in os.scandir(base + "power")
+                            if e.name.endswith(".csv") and not e.name.startswith("."))
+            names = [f"power/{n}" for n in listed]
         except OSError:
             names = []
     out.extend(_stat_entry(base + n, n) for n in names)
-    return _RS.join(out)
+    return _RS.join(out), listed
 
 
 def _stat_entry(path: str, name: str) -> str:

@@ -63,7 +63,7 @@ class _Produced:
 class _Previous:
     """What the existing database contributes to an ``--update`` merge."""
 
-    lines: dict[str, bytes] = field(default_factory=dict)
+    lines: dict[str, bytes | memoryview] = field(default_factory=dict)
     facts: dict[str, dict | None] = field(default_factory=dict)
     rec_inputs: dict[str, list[str]] = field(default_factory=dict)
     inputs: dict[str, dict] = field(default_factory=dict)
@@ -83,7 +83,8 @@ def _previous(output: Path, update: bool, overwrite: bool) -> _Previous:
             prev.ids = set(idx["records"])
             prev.indexed = True
             if update:
-                data = output.read_bytes()
+                # Views, not copies: unchanged records go from this buffer straight into the new file.
+                data = memoryview(output.read_bytes())
                 groups = idx.get("groups") or []
                 for rid, (off, length, packed, rec_inputs) in idx["records"].items():
                     prev.lines[rid] = data[off:off + length]
@@ -155,7 +156,7 @@ def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[
 
 
 def _settle_ids(produced: list[_Produced], reused: list[Input], entries: dict[str, dict],
-                prev: _Previous) -> tuple[dict[str, bytes], dict[str, dict | None], dict[str, list[str]]]:
+                prev: _Previous) -> tuple[dict[str, bytes | memoryview], dict[str, dict | None], dict[str, list[str]]]:
     """The final records by id. When inputs claim the same id, the one that sorts first keeps it and the
     others get "duplicate experiment id" as their skip reason. Returns (lines, facts, inputs) by id."""
     claims: dict[str, list[tuple[str, str, _Produced | None]]] = {}

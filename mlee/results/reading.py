@@ -13,7 +13,7 @@ from pathlib import Path
 from mlee.errors import ResultFormatError
 from mlee.results.database import dumps_line
 from mlee.results.discover import Input
-from mlee.results.folder import fingerprint, read_experiment
+from mlee.results.folder import fingerprint_and_traces, read_experiment
 from mlee.results.legacy import read_legacy_file
 from mlee.results.ranks import is_rank_record
 from mlee.results.summary import facts
@@ -34,12 +34,16 @@ def file_fingerprint(path: Path) -> str:
 def read_input(inp: Input, include_traces: bool = False) -> tuple:
     """Read one input. Returns ``("record", id, line, facts, fp)``, ``("rank", record, fp)`` or
     ``("skip", reason, fp)``; never raises for bad input (the reason is returned)."""
-    fp = fingerprint(inp.path) if inp.kind == "folder" else file_fingerprint(inp.path)
+    names = None
+    if inp.kind == "folder":
+        fp, names = fingerprint_and_traces(inp.path)
+    else:
+        fp = file_fingerprint(inp.path)
     try:
         if inp.kind == "legacy":
             rec = read_legacy_file(inp.path, origin_path=inp.display)
         else:
-            rec = read_experiment(inp.path, include_traces=include_traces)
+            rec = read_experiment(inp.path, include_traces=include_traces, trace_names=names)
         if is_rank_record(rec):
             return ("rank", rec, fp)
         try:

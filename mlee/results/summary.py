@@ -101,19 +101,25 @@ def pack_facts(by_id: dict[str, dict | None]) -> tuple[list, dict[str, list | No
     """Facts in a compact form: group fields (key, backend, model facts) once in a table, figures as lists."""
     groups: list = []
     where: dict[tuple, int] = {}
+    # Facts unpacked from an index share their group objects: the tag (a repr) is taken once per group
+    # then, not once per record. The objects are kept in ``known`` so their ids stay theirs.
+    known: dict[tuple[int, int, int], tuple[int, tuple]] = {}
     packed: dict[str, list | None] = {}
     for rid, f in by_id.items():
         if f is None:
             packed[rid] = None
             continue
-        group = [f["key"], f["backend"], f["model_info"]]
-        info = f["model_info"]
-        tag = (tuple(map(str, f["key"])), repr(sorted((f["backend"] or {}).items())),
-               repr(sorted(info.items())) if isinstance(info, dict) else repr(info))
-        if tag not in where:
-            where[tag] = len(groups)
-            groups.append(group)
-        packed[rid] = [where[tag], *(f[k] for k in _PACKED)]
+        key, backend, info = f["key"], f["backend"], f["model_info"]
+        ids = (id(key), id(backend), id(info))
+        hit = known.get(ids)
+        if hit is None:
+            tag = (tuple(map(str, key)), repr(sorted((backend or {}).items())),
+                   repr(sorted(info.items())) if isinstance(info, dict) else repr(info))
+            if tag not in where:
+                where[tag] = len(groups)
+                groups.append([key, backend, info])
+            hit = known[ids] = (where[tag], (key, backend, info))
+        packed[rid] = [hit[0], *(f[k] for k in _PACKED)]
     return groups, packed
 
 

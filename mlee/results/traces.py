@@ -40,19 +40,27 @@ class _Acc:
     samples: list | None = field(default=None)
 
     def add(self, values: Any) -> None:
+        import numpy as np
+
         nb = int(values.size)
         if nb == 0:
             return
-        mean_b = float(values.mean())
+        # The ufuncs' own reductions, not .mean()/.min(): the same floats (mean() is add.reduce / n)
+        # without numpy's Python-level wrappers, which cost more than the arithmetic on short traces.
+        mean_b = float(np.add.reduce(values)) / nb
         dev = values - mean_b
-        m2_b = float(dev.dot(dev))
+        self.combine(nb, mean_b, float(dev.dot(dev)), float(np.minimum.reduce(values)),
+                     float(np.maximum.reduce(values)))
+
+    def combine(self, nb: int, mean_b: float, m2_b: float, lo_b: float, hi_b: float) -> None:
+        """Fold in a block of ``nb`` values with that mean, sum of squared deviations, min and max."""
         n = self.n + nb
         delta = mean_b - self.mean
         self.mean += delta * nb / n
         self.m2 += m2_b + delta * delta * self.n * nb / n
         self.n = n
-        self.lo = min(self.lo, float(values.min()))
-        self.hi = max(self.hi, float(values.max()))
+        self.lo = min(self.lo, lo_b)
+        self.hi = max(self.hi, hi_b)
 
     def stats(self) -> dict:
         if self.n == 0:
@@ -160,7 +168,7 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
             raise ResultFormatError(f"{name} is {st.st_size / 1e6:.0f} MB, more than the "
                                     f"{max_bytes / 1e6:.0f} MB limit for a trace")
         try:
-            first = fh.read(BLOCK_BYTES)
+            first = _read_block(fh, BLOCK_BYTES, st.st_size)
         except OSError as exc:
             raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
         nl = first.find(b"\n")
@@ -175,7 +183,7 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
         total = len(first)
         while True:
             try:
-                more = fh.read(BLOCK_BYTES) if total <= max_bytes else b""
+                more = _read_block(fh, BLOCK_BYTES, st.st_size - total) if total <= max_bytes else b""
             except OSError as exc:
                 raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
             total += len(more)
@@ -203,6 +211,23 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
     return stats, samples
 
 
+def _read_block(fh: Any, size: int, left: int) -> bytes:
+    """``fh.read(size)`` on an unbuffered regular file, without allocating ``size`` bytes for a short file.
+
+    A raw read allocates what it is asked for: 8 MB (twice) for each 30 kB trace of a merge of thousands.
+    The bytes returned are those ``fh.read(size)`` returns: a file that grew since it was stat-ed is read
+    on, up to ``size`` bytes, as one block, so blocks (and so the statistics' floats) do not change.
+
+    Units: ``size`` and ``left`` (the bytes the file is expected to still hold) in bytes.
+    """
+    if left + 1 >= size:
+        return fh.read(size)
+    data = fh.read(max(left, 0) + 1)
+    if len(data) <= max(left, 0):
+        return data  # a short read of a regular file: its end
+    return data + fh.read(size - len(data))
+
+
 def _accumulate(arr: Any, empty: bool, cols: list[str], valid_at: int | None, accs: dict[str, _Acc],
                 name: str) -> None:
     import numpy as np
@@ -215,6 +240,9 @@ def _accumulate(arr: Any, empty: bool, cols: list[str], valid_at: int | None, ac
             if not np.all(ones | (flags == 0)):
                 raise ResultFormatError(f"{name}: the valid column holds values other than 0 and 1")
             keep = ones
+    if keep is None and not empty and accs[cols[0]].samples is None:
+        _accumulate_whole(arr, cols, accs)
+        return
     for j, c in enumerate(cols):
         col = arr[:, j]
         acc = accs[c]
@@ -229,3 +257,27 @@ def _accumulate(arr: Any, empty: bool, cols: list[str], valid_at: int | None, ac
         if empty:
             col = col[~np.isnan(col)]
         acc.add(col)
+
+
+def _accumulate_whole(arr: Any, cols: list[str], accs: dict[str, _Acc]) -> None:
+    """The common block (every row valid, no empty cell): every channel at once.
+
+    The channels are made contiguous rows so that one reduction call covers all of them; each row is
+    summed in the same pairwise order as a single column, so the floats are those of :meth:`_Acc.add`
+    (the squared deviations still go through one ``dot`` per channel, as there).
+    """
+    import numpy as np
+
+    nb = int(arr.shape[0])
+    if nb == 0:
+        return
+    rows = np.ascontiguousarray(arr.T)
+    sums = np.add.reduce(rows, axis=1).tolist()
+    los = np.minimum.reduce(rows, axis=1).tolist()
+    his = np.maximum.reduce(rows, axis=1).tolist()
+    for j, c in enumerate(cols):
+        if c == "t_s":
+            continue
+        mean_b = sums[j] / nb
+        dev = rows[j] - mean_b
+        accs[c].combine(nb, mean_b, float(dev.dot(dev)), los[j], his[j])
