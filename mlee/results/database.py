@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlee.errors import OutputError, ResultFormatError
+from mlee.fsutil import file_mode_for
 from mlee.results.jsonio import read_bytes, parse_json
 from mlee.results.schema import check_version, problem, validator
 
@@ -173,22 +174,6 @@ def locked(db_path: str | Path, timeout_s: float = 600.0, poll_s: float = 0.05) 
         os.close(fd)  # closing releases the flock
 
 
-def _new_file_mode(path: Path) -> int:
-    """The mode a replaced file keeps, or what the umask gives a new one (mkstemp alone would give 0600)."""
-    try:
-        return os.stat(path).st_mode & 0o777
-    except OSError:
-        pass
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o644
-
-
 def write_bytes_atomic(path: Path, data: bytes) -> os.stat_result:
     """Write through a temporary file in the same folder, fsync, rename; on any failure the old file stays.
 
@@ -201,7 +186,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> os.stat_result:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), _new_file_mode(path))
+            os.fchmod(fh.fileno(), file_mode_for(path))
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
