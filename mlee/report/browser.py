@@ -158,8 +158,8 @@ class Browser:
         if self._proc is not None:
             try:
                 self._send("Browser.close", {}, session=False)
-            except OSError:
-                pass
+            except (OSError, BrowserUnavailable):
+                pass  # already gone: waiting below reaps it
             try:
                 self._proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -183,7 +183,11 @@ class Browser:
         msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if session and self._session:
             msg["sessionId"] = self._session
-        os.write(self._to_browser, json.dumps(msg).encode("utf-8") + b"\0")
+        try:
+            os.write(self._to_browser, json.dumps(msg).encode("utf-8") + b"\0")
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            # The same failure as an EOF on the reading side, whichever end notices first.
+            raise BrowserUnavailable("Chromium closed the DevTools pipe (it crashed or exited)") from exc
         return self._next_id
 
     def _receive(self, deadline: float) -> dict[str, Any]:

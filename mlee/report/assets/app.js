@@ -64,10 +64,16 @@
     checkboxList($("f-environment"), taskEnvs, state.envs, "environment");
     const ms = metrics();
     const pick = (want, fallback) => (ms.find((m) => m.key === want) ? want : fallback);
-    const energy = ms.find((m) => /energy/.test(m.key));
-    const acc = ms.find((m) => /top1|top_1|accuracy/.test(m.key));
-    state.x = pick(state.x, energy ? energy.key : (ms[0] || {}).key);
-    state.y = pick(state.y, acc ? acc.key : (ms[1] || ms[0] || {}).key);
+    // Default axes: energy against accuracy, but only metrics some record of the task has a value for
+    // (synthetic inputs measure no accuracy: a plot of nothing helps nobody).
+    const measured = ms.filter((m) => recs.some((r) => r.values[m.key] !== null && r.values[m.key] !== undefined));
+    const usable = measured.length >= 2 ? measured : ms;
+    const energy = usable.find((m) => /energy/.test(m.key));
+    const acc = usable.find((m) => /top1|top_1|accuracy/.test(m.key));
+    const xKey = energy ? energy.key : (usable[0] || {}).key;
+    const other = usable.find((m) => m.key !== xKey && !/energy/.test(m.key)) || usable.find((m) => m.key !== xKey);
+    state.x = pick(state.x, xKey);
+    state.y = pick(state.y, acc ? acc.key : (other || usable[0] || {}).key);
     for (const id of ["x-metric", "y-metric"]) {
       const sel = $(id);
       V.clear(sel);

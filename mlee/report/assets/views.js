@@ -164,7 +164,14 @@
         if (!entries.some((e) => e.isIntersecting)) return;
         grow(shown + TABLE_CHUNK);
         tableShown = shown;
-        if (shown >= sorted.length) tableObserver.disconnect();
+        if (shown >= sorted.length) {
+          tableObserver.disconnect();
+        } else {
+          // An observer only reports changes: if the marker is still in view after growing, observing it
+          // afresh reports it again, so the table keeps growing instead of stalling until the next scroll.
+          tableObserver.unobserve(more);
+          tableObserver.observe(more);
+        }
       }, { root: box, rootMargin: "400px" });
       tableObserver.observe(more);
     } else if (shown < sorted.length) {
