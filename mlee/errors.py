@@ -60,10 +60,6 @@ class CommandNotFound(MleeError):
     """The command given to ``mlee run`` does not exist or is not executable."""
 
 
-class CheckFailed(MleeError):
-    """``mlee check`` found conditions that do not hold."""
-
-
 class Interrupted(MleeError):
     """The user interrupted the run (Ctrl-C); what was measured has been written."""
 
