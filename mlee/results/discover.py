@@ -7,7 +7,8 @@ names with spaces, newlines or bytes that are not UTF-8 are handled and shown es
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import stat as _stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlee.errors import UsageError
@@ -28,12 +29,15 @@ class Input:
         path: Where it is on disk.
         display: Location-independent name: the given path's last component joined with the path below it.
         key: Absolute path, the identity used by the ``--update`` index.
+        probe: The stat of the folder's ``results.json`` taken while discovering it (None when not taken):
+            the fingerprint reuses it instead of asking again, one syscall less per folder.
     """
 
     kind: str
     path: Path
     display: str
     key: str
+    probe: os.stat_result | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -105,42 +109,62 @@ def discover(paths: list[str | Path]) -> tuple[list[Input], list[Skip]]:
     return sorted(unique.values(), key=lambda i: (i.display, i.key)), sorted(skips, key=lambda s: (s.display, s.reason))
 
 
+def _child_key(parent_key: str, name: str, path: Path) -> str:
+    """:func:`path_key` of ``parent/name`` from the parent's key: a joined name needs no normalising."""
+    if parent_key.startswith("bytes:") or name in (".", ".."):
+        return path_key(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return path_key(path)
+    return parent_key + name if parent_key.endswith(os.sep) else parent_key + os.sep + name
+
+
 def _walk(folder: Path, label: str, depth: int, seen: set, inputs: list[Input], skips: list[Skip],
-          ident: tuple[int, int] | None = None) -> None:
-    """Search ``folder``; ``ident`` is its (device, inode) when the caller knows it without a stat."""
+          ident: tuple[int, int] | None = None, key: str | None = None) -> None:
+    """Search ``folder``; ``ident`` is its (device, inode) when the caller knows it without a stat, ``key``
+    its :func:`path_key` when the caller has it."""
+    if key is None:
+        key = path_key(folder)
     if ident is None:
         try:
             st = os.stat(folder)
         except OSError as exc:
-            skips.append(Skip(label, f"cannot be read: {exc.strerror or exc}", path_key(folder)))
+            skips.append(Skip(label, f"cannot be read: {exc.strerror or exc}", key))
             return
         ident = (st.st_dev, st.st_ino)
     if ident in seen:
         if folder.is_symlink():
             skips.append(Skip(label, "symbolic link to a folder already merged (loop or duplicate), not followed",
-                              path_key(folder)))
+                              key))
         return
     seen.add(ident)
-    # Most folders below a results folder are experiments: one stat tells, no listing needed.
-    if os.path.isfile(os.path.join(folder, "results.json")):
-        inputs.append(Input("folder", folder, label, path_key(folder)))
+    # Most folders below a results folder are experiments: one stat tells, no listing needed (and the
+    # fingerprint reuses that stat).
+    text = os.fspath(folder)
+    try:
+        probe = os.stat(text + ("results.json" if text.endswith(os.sep) else os.sep + "results.json"))
+    except (OSError, ValueError):
+        probe = None
+    if probe is not None and _stat.S_ISREG(probe.st_mode):
+        inputs.append(Input("folder", folder, label, key, probe))
         return
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        skips.append(Skip(label, f"cannot be listed: {exc.strerror or exc}", path_key(folder)))
+        skips.append(Skip(label, f"cannot be listed: {exc.strerror or exc}", key))
         return
     names = {e.name for e in entries}
     if any(m in names for m in MARKERS):
-        inputs.append(Input("folder", folder, label, path_key(folder)))
+        inputs.append(Input("folder", folder, label, key))
         return
     if depth >= MAX_DEPTH:
-        skips.append(Skip(label, f"deeper than {MAX_DEPTH} folder levels, not searched", path_key(folder)))
+        skips.append(Skip(label, f"deeper than {MAX_DEPTH} folder levels, not searched", key))
         return
     for e in entries:
         if e.name.startswith("."):
             continue
-        child = Path(e.path)
+        child = folder / e.name  # cheaper than parsing e.path again; the same path
         child_label = f"{label}/{display_text(e.name)}"
         try:
             link = e.is_symlink()
@@ -151,7 +175,8 @@ def _walk(folder: Path, label: str, depth: int, seen: set, inputs: list[Input], 
             continue
         if is_dir:
             # A real sub-folder lives on its parent's device; its inode comes with the listing.
-            _walk(child, child_label, depth + 1, seen, inputs, skips, None if link else (ident[0], e.inode()))
+            _walk(child, child_label, depth + 1, seen, inputs, skips, None if link else (ident[0], e.inode()),
+                  _child_key(key, e.name, child))
         elif is_file and is_legacy_log(child):
             inputs.append(Input("legacy", child, child_label, path_key(child)))
         elif link and not os.path.exists(child):

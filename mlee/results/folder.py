@@ -124,7 +124,7 @@ def read_experiment(folder: str | Path, include_traces: bool = False, trace_name
 _FS, _RS = "\x1f", "\x1e"  # unit and record separators of the fingerprint text
 
 
-def fingerprint(folder: Path, known: str | None = None) -> str:
+def fingerprint(folder: Path, known: str | None = None, probe: os.stat_result | None = None) -> str:
     """What ``--update`` compares to decide whether a folder changed: size and mtime of each file read.
 
     Args:
@@ -132,6 +132,7 @@ def fingerprint(folder: Path, known: str | None = None) -> str:
         known: A previous fingerprint; when given, its files are stat-ed by name and ``power/`` is listed only
             if its own mtime changed (a file was added, removed or renamed), which keeps an update of a large
             results folder to a few stat calls per experiment.
+        probe: A stat of ``results.json`` just taken (by discovery), used instead of a new one.
 
     Returns:
         One string of ``name, size, mtime_ns`` entries: cheap to store and to compare. Only equality matters:
@@ -139,14 +140,19 @@ def fingerprint(folder: Path, known: str | None = None) -> str:
 
     Units: sizes in bytes, mtimes in nanoseconds.
     """
-    return fingerprint_and_traces(folder, known)[0]
+    return fingerprint_and_traces(folder, known, probe)[0]
 
 
-def fingerprint_and_traces(folder: Path, known: str | None = None) -> tuple[str, list[str] | None]:
+def fingerprint_and_traces(folder: Path, known: str | None = None,
+                           probe: os.stat_result | None = None) -> tuple[str, list[str] | None]:
     """:func:`fingerprint`, and the trace file names (as :func:`trace_files` gives them) when ``power/`` was
     listed for it, so that reading the folder right after needs no second listing; None when not listed."""
     base = os.fspath(folder) + os.sep
-    out = [_stat_entry(base + name, name) for name in REQUIRED_FILES]
+    if probe is not None:
+        out = [f"results.json{_FS}{probe.st_size}{_FS}{probe.st_mtime_ns}"]
+        out.extend(_stat_entry(base + name, name) for name in REQUIRED_FILES[1:])
+    else:
+        out = [_stat_entry(base + name, name) for name in REQUIRED_FILES]
     try:
         power = f"power/{_FS}{os.stat(base + 'power').st_mtime_ns}"
     except OSError:

@@ -145,7 +145,7 @@ def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[
     for inp in inputs:
         old = prev.inputs.get(inp.key)
         if old is not None and old.get("display") == inp.display:
-            fp = (fingerprint(inp.path, old.get("fingerprint")) if inp.kind == "folder"
+            fp = (fingerprint(inp.path, old.get("fingerprint"), inp.probe) if inp.kind == "folder"
                   else file_fingerprint(inp.path))
             if fp == old.get("fingerprint"):
                 reused.append(inp)
@@ -162,12 +162,21 @@ def _settle_ids(produced: list[_Produced], reused: list[Input], entries: dict[st
     claims: dict[str, list[tuple[str, str, _Produced | None]]] = {}
     for p in produced:
         claims.setdefault(p.rid, []).append((p.display, p.inputs[0], p))
+    # The usual reused record has its id to itself and keeps its stored line: such lone claims wait in
+    # ``alone`` and join ``claims`` (where ties are settled) only when a second claim on the id turns up.
+    alone: dict[str, tuple[str, str, None]] = {}
     for inp in reused:
         for rid in entries[inp.key].get("ids") or []:
             producers = prev.rec_inputs.get(rid) or [inp.key]
             if inp.key == producers[0] or inp.key not in producers:
                 # A job's ranks made one record together: it is claimed once, by its first input.
-                claims.setdefault(rid, []).append((inp.display, inp.key, None))
+                claim = (inp.display, inp.key, None)
+                if rid in claims:
+                    claims[rid].append(claim)
+                elif rid in alone:
+                    claims[rid] = [alone.pop(rid), claim]
+                else:
+                    alone[rid] = claim
     lines = dict(prev.lines)
     rec_facts = dict(prev.facts)
     rec_inputs = dict(prev.rec_inputs)

@@ -36,7 +36,7 @@ def read_input(inp: Input, include_traces: bool = False) -> tuple:
     ``("skip", reason, fp)``; never raises for bad input (the reason is returned)."""
     names = None
     if inp.kind == "folder":
-        fp, names = fingerprint_and_traces(inp.path)
+        fp, names = fingerprint_and_traces(inp.path, probe=inp.probe)
     else:
         fp = file_fingerprint(inp.path)
     try:
