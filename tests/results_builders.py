@@ -179,3 +179,20 @@ try:
         return find_legacy_dir()
 except ImportError:  # pragma: no cover - the builders are also used by scripts without pytest
     pass
+
+
+class MergeSaid:
+    """A `mlee merge` CLI result whose ``output`` has rich's line wrapping undone (tables wrap at COLUMNS)."""
+
+    def __init__(self, result: Any) -> None:
+        self.exit_code = result.exit_code
+        self.output = " ".join(result.output.split())
+
+
+def run_merge(*args: Any) -> MergeSaid:
+    """Run `mlee merge ARGS...` through typer's CliRunner with a fixed width and no colour."""
+    from typer.testing import CliRunner
+
+    from mlee.cli import app
+
+    return MergeSaid(CliRunner().invoke(app, ["merge", *map(str, args)], env={"NO_COLOR": "1", "COLUMNS": "120"}))

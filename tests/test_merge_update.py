@@ -7,26 +7,14 @@ import json
 import os
 import tarfile
 
-from typer.testing import CliRunner
 
-from mlee.cli import app
 from mlee.results.database import index_path
-from results_builders import edit_results, make_experiment
+from results_builders import edit_results, make_experiment, run_merge
 
-ENV = {"NO_COLOR": "1", "COLUMNS": "120"}
 T0 = dt.datetime(2026, 11, 22, 7, 0, 0)
 
 
-class _Said:
-    """A CLI result whose ``output`` has rich's line wrapping undone (messages wrap at COLUMNS)."""
-
-    def __init__(self, result):
-        self.exit_code = result.exit_code
-        self.output = " ".join(result.output.split())
-
-
-def run(*args):
-    return _Said(CliRunner().invoke(app, ["merge", *map(str, args)], env=ENV))
+run = run_merge
 
 
 def _make(root, n, offset=0):
