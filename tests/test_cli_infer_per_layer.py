@@ -21,6 +21,7 @@ def test_per_layer_breakdown_is_recorded_and_shown(tmp_path):
     assert res.exit_code == 0, res.output
     results = json.loads(next(tmp_path.glob("infer-*/results.json")).read_text())
     breakdown = results["per_layer"]
+    assert breakdown["backend"] == "pytorch"
     window = next(w for w in results["windows"] if w["name"] == "per-layer")
     assert window["measured"] is False  # the hooks cost time: never a repeat
     assert [w["name"] for w in results["windows"] if w["measured"]] == ["repeat-0"]
@@ -34,7 +35,8 @@ def test_per_layer_breakdown_is_recorded_and_shown(tmp_path):
     assert "per-layer" in res.stdout.lower() or "layer" in res.stdout.lower()
 
 
-def test_per_layer_needs_pytorch_inference(tmp_path):
-    res = CliRunner().invoke(app, ["infer", "-m", "MobileNetV3Small", "--backend", "tensorflow", "--per-layer",
+def test_per_layer_needs_a_backend_with_layers(tmp_path):
+    # onnxruntime runs the whole graph in C++: there are no layer edges to time (TensorFlow: test_tf_per_layer.py)
+    res = CliRunner().invoke(app, ["infer", "-m", "MobileNetV3Small", "--backend", "onnx", "--per-layer",
                                    "-o", str(tmp_path)], env=ENV)
-    assert res.exit_code == 2 and "--per-layer" in res.output
+    assert res.exit_code == 2 and "--per-layer" in res.output and "--backend pytorch or tensorflow" in res.output

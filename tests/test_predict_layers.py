@@ -121,6 +121,7 @@ def test_profile_layers_in_a_real_session_sums_to_the_window(tmp_path):
     assert abs(1 - breakdown["agreement"]) <= AGREEMENT_TOLERANCE
     assert breakdown["within_tolerance"] is True
     assert breakdown["n_samples"] == 80 and breakdown["energy_method"] == "estimate"
+    assert breakdown["backend"] == "pytorch" and breakdown["device"] == "cpu"
     names = [r["name"] for r in breakdown["layers"]]
     assert names[:3] == ["(model)", "0", "1"] and "2.conv" in names and "5" in names
     total = breakdown["layers_sum"]["energy_j"] + breakdown["outside_layers"]["energy_j"]
@@ -136,3 +137,4 @@ def test_profile_layers_in_a_real_session_sums_to_the_window(tmp_path):
     console.print(render_breakdown(breakdown, top=3))
     text = console.export_text()
     assert "sum of layers" in text and "smaller layers not shown" in text and "estimate" in text
+    assert "(pytorch; energy by power trace" in text

@@ -189,7 +189,7 @@ def execute(models: list[str], options: Any, session_kwargs: dict, as_json: bool
 
 def _render_layers(outcomes: list) -> None:
     """The per-layer breakdown of each run that has one (``--per-layer``)."""
-    from mlee.console import out
+    from mlee.console import message, out
 
     for o in outcomes:
         breakdown = (o.results or {}).get("per_layer")
@@ -197,6 +197,19 @@ def _render_layers(outcomes: list) -> None:
             from mlee.predict.layers import render_breakdown
 
             out().print(render_breakdown(breakdown, top=20))
+            note = _eager_note(o.model, o.results, breakdown)
+            if note:
+                message(note)
+
+
+def _eager_note(model: str, results: dict, breakdown: dict) -> str | None:
+    """Why a TensorFlow breakdown's times exceed the measured ones (its window ran eagerly), or None."""
+    compiled_ms = (results.get("per_sample") or {}).get("time_ms")
+    if breakdown.get("execution") != "eager" or not compiled_ms or not breakdown.get("n_samples"):
+        return None
+    eager_ms = breakdown["duration_s"] * 1e3 / breakdown["n_samples"]
+    return (f"mlee: {model}: the per-layer window ran eagerly ({eager_ms:.3g} ms/sample, {eager_ms / compiled_ms:.1f}x "
+            f"the compiled {compiled_ms:.3g} ms/sample measured): compare layers by their shares")
 
 
 def out_json(data: Any) -> None:
@@ -269,8 +282,8 @@ def register(app: typer.Typer) -> None:
         output_dir: Path = _OUTPUT, interval: float = _INTERVAL, baseline_s: float = _BASELINE,
         source: list[str] = _SOURCE, country: str = _COUNTRY, pue: float = _PUE,
         per_layer: bool = typer.Option(False, "--per-layer",
-                                       help="PyTorch: also time every layer in an extra window and attribute "
-                                            "its energy to layers (stored as per_layer, shown as a table)."),
+                                       help="PyTorch or TensorFlow: also time every layer in an extra window and "
+                                            "attribute its energy to layers (stored as per_layer, shown as a table)."),
         as_json: bool = typer.Option(False, "--json", help="Print the runs' results as JSON instead of a table."),
     ) -> int:
         """Measure inference of one or more models: `mlee infer -m ResNet50 --backend pytorch`.

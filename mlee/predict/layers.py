@@ -7,6 +7,7 @@ timed segment is kept, so the window's energy can be spread over them by the pow
 gets the energy the trace shows between its edges, scaled so the whole window matches the
 exact-edge figure. The rows then sum to the window's energy less the time outside any forward pass
 (the loop between batches), which is reported, not hidden. On CUDA every edge synchronises the device.
+:mod:`mlee.predict.tf_layers` times Keras layers into the same records and shares everything after.
 """
 
 from __future__ import annotations
@@ -60,23 +61,31 @@ class LayerTimer:
             self.sync()
         return self.clock()
 
-    def _enter(self, index: int) -> Callable[..., None]:
-        def hook(module: Any, inputs: Any) -> None:
-            now = self._now()
-            if self._stack:
-                parent = self._stack[-1]
-                self.segments.append((int(parent[0]), parent[1], now))
-            self._stack.append([index, now])
-            self.calls[index] += 1
+    def _push(self, index: int) -> None:
+        """Module ``index`` starts: the running parent's own stretch ends here."""
+        now = self._now()
+        if self._stack:
+            parent = self._stack[-1]
+            self.segments.append((int(parent[0]), parent[1], now))
+        self._stack.append([index, now])
+        self.calls[index] += 1
 
-        return hook
-
-    def _leave(self, module: Any, inputs: Any, output: Any) -> None:
+    def _pop(self) -> None:
+        """The innermost running module ends: its own stretch is recorded and its parent resumes."""
         now = self._now()
         index, resumed = self._stack.pop()
         self.segments.append((int(index), resumed, now))
         if self._stack:
             self._stack[-1][1] = now
+
+    def _enter(self, index: int) -> Callable[..., None]:
+        def hook(module: Any, inputs: Any) -> None:
+            self._push(index)
+
+        return hook
+
+    def _leave(self, module: Any, inputs: Any, output: Any) -> None:
+        self._pop()
         # returning None keeps the module's output
 
 
@@ -230,6 +239,41 @@ def _session_trace(session: Any) -> PowerTrace | None:
     return trace_from_csvs(paths) if paths else None
 
 
+def batch_list(batches: Sequence[Any]) -> list[Any]:
+    """``batches`` as a list; a per-layer breakdown of no batch is a usage error.
+
+    Raises:
+        UsageError: no batch.
+    """
+    batches = list(batches)
+    if not batches:
+        from mlee.errors import UsageError
+
+        raise UsageError("no input batches for the per-layer breakdown",
+                         fix="pass at least one batch (--n-batches 1 or more)")
+    return batches
+
+
+def timed_window(timer: LayerTimer, run: Callable[[], None], session: Any, window_name: str, measured: bool,
+                 n_samples: int) -> dict:
+    """Call ``run`` (every batch through the timed model) in one window of ``session``, then break it down.
+
+    The framework-neutral part of a per-layer breakdown: ``timer`` must be active (its hooks installed)
+    for the whole call. The device is synchronised with ``timer.sync`` before the window closes, so
+    queued work is inside it.
+
+    Returns:
+        The breakdown of :func:`attribute`.
+    """
+    with session.window(window_name, measured=measured, n_samples=n_samples) as handle:
+        entered = timer.clock()
+        run()
+        if timer.sync is not None:
+            timer.sync()
+    record = dict(handle.record)
+    return attribute(timer, record, record["start_s"] - entered, _session_trace(session), n_samples)
+
+
 def profile_layers(model: Any, batches: Sequence[Any], session: Any, window_name: str = "per-layer",
                    measured: bool = False, device: str | None = None) -> dict:
     """Run ``batches`` through ``model`` in one window of ``session`` and break the window down by layer.
@@ -244,30 +288,26 @@ def profile_layers(model: Any, batches: Sequence[Any], session: Any, window_name
         device: ``cuda...`` synchronises the device at every layer edge; default: the first input's device.
 
     Returns:
-        The breakdown of :func:`attribute`; store it with ``session.add_results(per_layer=...)``.
+        The breakdown of :func:`attribute` plus ``device`` and ``backend`` (``pytorch``); store it with
+        ``session.add_results(per_layer=...)``.
     """
     from mlee.predict.builders import import_torch
 
     torch = import_torch()
-    batches = list(batches)
-    if not batches:
-        from mlee.errors import UsageError
-
-        raise UsageError("no input batches for the per-layer breakdown")
+    batches = batch_list(batches)
     first = batches[0] if isinstance(batches[0], torch.Tensor) else batches[0][0]
     device = device or str(first.device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
     n_samples = sum(int((b if isinstance(b, torch.Tensor) else b[0]).shape[0]) for b in batches)
+
+    def run() -> None:
+        for batch in batches:
+            model(batch) if isinstance(batch, torch.Tensor) else model(*batch)
+
     with LayerTimer(model, sync=sync) as timer, torch.inference_mode():
-        with session.window(window_name, measured=measured, n_samples=n_samples) as handle:
-            entered = timer.clock()
-            for batch in batches:
-                model(batch) if isinstance(batch, torch.Tensor) else model(*batch)
-            if sync is not None:
-                sync()
-    record = dict(handle.record)
-    breakdown = attribute(timer, record, record["start_s"] - entered, _session_trace(session), n_samples)
+        breakdown = timed_window(timer, run, session, window_name, measured, n_samples)
     breakdown["device"] = device
+    breakdown["backend"] = "pytorch"
     return breakdown
 
 
@@ -282,8 +322,9 @@ def render_breakdown(breakdown: dict, top: int | None = None) -> Any:
         ids = {id(r) for r in keep}
         rows = [r for r in rows if id(r) in ids]
     method = breakdown.get("energy_method") or "n/a"
+    run = ", ".join(str(v) for v in (breakdown.get("backend"), breakdown.get("execution")) if v)
     table = Table(title=f"Per-layer breakdown of window {breakdown.get('window')!s} "
-                        f"(energy by {breakdown['attribution']}, method: {method})")
+                        f"({run + '; ' if run else ''}energy by {breakdown['attribution']}, method: {method})")
     for col, justify in (("layer", "left"), ("type", "left"), ("calls", "right"), ("time ms/sample", "right"),
                          ("time %", "right"), ("energy J/sample", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]

@@ -211,10 +211,18 @@ def infer(m: Any, model: str, options: RunOptions, weights: WeightsChoice, progr
     m.add_results(per_sample=per_sample, repeats=repeats, metrics=metrics)
     if options.per_layer:
         # After the measured repeats, in a window of its own: the hooks cost time, so it is never a repeat.
-        from mlee.predict.layers import profile_layers
+        m.add_results(per_layer=per_layer_breakdown(m, p))
 
-        m.add_results(per_layer=profile_layers(p.engine.module, p.batches, m, "per-layer",
-                                               device=p.engine.device))
+
+def per_layer_breakdown(m: Any, p: Prepared) -> dict:
+    """The ``per_layer`` block: ``p``'s batches timed layer by layer in an unmeasured window of ``m``."""
+    if p.framework == "tensorflow":
+        from mlee.predict.tf_layers import profile_tf_layers
+
+        return profile_tf_layers(p.engine.model, p.batches, m, "per-layer", device=p.engine.device)
+    from mlee.predict.layers import profile_layers
+
+    return profile_layers(p.engine.module, p.batches, m, "per-layer", device=p.engine.device)
 
 
 def _initial_results(model: str, options: RunOptions) -> dict:

@@ -16,6 +16,8 @@ OPTIMIZERS = ("sgd", "adam")
 #: Default number of batches when neither --n-batches nor --n-samples is given (synthetic and imagenet).
 DEFAULT_N_BATCHES = 10
 DEFAULT_WARMUP_BATCHES = 2
+#: Backends whose layers `--per-layer` can time (onnxruntime runs the whole graph in C++: no layer edges).
+PER_LAYER_BACKENDS = ("pytorch", "tensorflow")
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,12 @@ class RunOptions:
         check_backend(self.backend)
         if self.onnx_source not in ONNX_SOURCES:
             raise UsageError(f"unknown --onnx-source {self.onnx_source!r}", fix="use pytorch or tensorflow")
-        if self.per_layer and (self.task != "inference" or self.backend != "pytorch"):
-            raise UsageError("--per-layer times PyTorch layers during inference only",
-                             fix="use it with `mlee infer --backend pytorch`")
+        if self.per_layer and self.task != "inference":
+            raise UsageError("--per-layer breaks down inference only, not training",
+                             fix="drop --per-layer, or use it with `mlee infer`")
+        if self.per_layer and self.backend not in PER_LAYER_BACKENDS:
+            raise UsageError(f"--per-layer cannot time layers inside the {self.backend} backend",
+                             fix=f"use --backend {' or '.join(PER_LAYER_BACKENDS)} with --per-layer")
         if self.task == "training" and self.backend == "onnx":
             raise UsageError("the onnx backend runs inference only", fix="train with --backend pytorch or tensorflow")
         parse_device(self.device)
