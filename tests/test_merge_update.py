@@ -112,6 +112,22 @@ def test_stale_index_falls_back_to_reading_everything(tmp_path):
     assert out.read_bytes() == full
 
 
+def test_torn_or_empty_index_is_ignored(tmp_path):
+    # The index is written without fsync (it is only a cache): what a crash can leave of it must be harmless.
+    runs = tmp_path / "runs"
+    _make(runs, 2)
+    out = tmp_path / "db.json"
+    assert run(runs, "-o", out).exit_code == 0
+    full = out.read_bytes()
+    whole = index_path(out).read_bytes()
+    for torn in (whole[: len(whole) // 2], b""):
+        index_path(out).write_bytes(torn)
+        result = run(runs, "-o", out, "--update")
+        assert result.exit_code == 0 and "2 input(s) read" in result.output, result.output
+        assert out.read_bytes() == full
+    assert "0 input(s) read, 2 unchanged" in run(runs, "-o", out, "--update").output
+
+
 def test_update_of_a_missing_database_starts_one(tmp_path):
     _make(tmp_path / "runs", 1)
     result = run(tmp_path / "runs", "-o", tmp_path / "db.json", "--update")

@@ -174,8 +174,11 @@ def locked(db_path: str | Path, timeout_s: float = 600.0, poll_s: float = 0.05) 
         os.close(fd)  # closing releases the flock
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> os.stat_result:
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> os.stat_result:
     """Write through a temporary file in the same folder, fsync, rename; on any failure the old file stays.
+
+    ``durable=False`` leaves out the fsync calls: for files that are only a cache of others (the
+    ``--update`` index), where a file lost or torn in a crash is noticed and ignored.
 
     Raises:
         OutputError: read-only location, disk full, file size limit, missing folder.
@@ -189,15 +192,17 @@ def write_bytes_atomic(path: Path, data: bytes) -> os.stat_result:
             os.fchmod(fh.fileno(), file_mode_for(path))
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
         tmp = None
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        if durable:
+            with contextlib.suppress(OSError):  # make the rename itself durable
+                dfd = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
         return os.stat(path)
     except OSError as exc:
         reason = exc.strerror or str(exc)
@@ -242,7 +247,9 @@ def write_index(db_path: Path, st: os.stat_result, content: dict) -> None:
            "database": {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}, **content}
     data = json.dumps(idx, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
     try:
-        write_bytes_atomic(index_path(db_path), data)
+        # Not fsync-ed: a crash can only leave an old, torn or empty index, which read_index rejects (the
+        # database stamp or the JSON does not match), and the next --update reads the database instead.
+        write_bytes_atomic(index_path(db_path), data, durable=False)
     except OutputError:
         # The index only speeds up --update; the database itself is written and complete.
         with contextlib.suppress(OSError):

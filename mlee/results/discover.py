@@ -26,7 +26,8 @@ class Input:
 
     Attributes:
         kind: ``"folder"`` (experiment folder) or ``"legacy"`` (a 2022 log file).
-        path: Where it is on disk.
+        location: Where it is on disk, as text (what :attr:`path` wraps; plain text is cheaper to build and
+            join for the thousands of folders of a results tree).
         display: Location-independent name: the given path's last component joined with the path below it.
         key: Absolute path, the identity used by the ``--update`` index.
         probe: The stat of the folder's ``results.json`` taken while discovering it (None when not taken):
@@ -34,10 +35,15 @@ class Input:
     """
 
     kind: str
-    path: Path
+    location: str
     display: str
     key: str
     probe: os.stat_result | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def path(self) -> Path:
+        """:attr:`location` as a Path."""
+        return Path(self.location)
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ def display_text(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in shown)
 
 
-def path_key(path: Path) -> str:
+def path_key(path: str | Path) -> str:
     """The absolute path as text that JSON can hold (names that are not UTF-8 become their bytes in hex)."""
     text = os.path.abspath(path)
     try:
@@ -89,7 +95,7 @@ def discover(paths: list[str | Path]) -> tuple[list[Input], list[Skip]]:
         label = _root_label(arg)
         if arg.is_file():
             if is_legacy_log(arg):
-                inputs.append(Input("legacy", arg, label, path_key(arg)))
+                inputs.append(Input("legacy", os.fspath(arg), label, path_key(arg)))
                 continue
             if arg.name == "results.json":
                 arg = arg.parent
@@ -102,14 +108,14 @@ def discover(paths: list[str | Path]) -> tuple[list[Input], list[Skip]]:
                 skips.append(Skip(label, "broken symbolic link", path_key(arg)))
                 continue
             raise UsageError(f"{display_text(str(arg))} is not a folder")
-        _walk(arg, label, 0, seen, inputs, skips)
+        _walk(os.fspath(arg), label, 0, seen, inputs, skips)
     unique: dict[str, Input] = {}
     for i in inputs:
         unique.setdefault(i.key, i)
     return sorted(unique.values(), key=lambda i: (i.display, i.key)), sorted(skips, key=lambda s: (s.display, s.reason))
 
 
-def _child_key(parent_key: str, name: str, path: Path) -> str:
+def _child_key(parent_key: str, name: str, path: str) -> str:
     """:func:`path_key` of ``parent/name`` from the parent's key: a joined name needs no normalising."""
     if parent_key.startswith("bytes:") or name in (".", ".."):
         return path_key(path)
@@ -120,7 +126,7 @@ def _child_key(parent_key: str, name: str, path: Path) -> str:
     return parent_key + name if parent_key.endswith(os.sep) else parent_key + os.sep + name
 
 
-def _walk(folder: Path, label: str, depth: int, seen: set, inputs: list[Input], skips: list[Skip],
+def _walk(folder: str, label: str, depth: int, seen: set, inputs: list[Input], skips: list[Skip],
           ident: tuple[int, int] | None = None, key: str | None = None) -> None:
     """Search ``folder``; ``ident`` is its (device, inode) when the caller knows it without a stat, ``key``
     its :func:`path_key` when the caller has it."""
@@ -134,16 +140,16 @@ def _walk(folder: Path, label: str, depth: int, seen: set, inputs: list[Input], 
             return
         ident = (st.st_dev, st.st_ino)
     if ident in seen:
-        if folder.is_symlink():
+        if os.path.islink(folder):
             skips.append(Skip(label, "symbolic link to a folder already merged (loop or duplicate), not followed",
                               key))
         return
     seen.add(ident)
     # Most folders below a results folder are experiments: one stat tells, no listing needed (and the
     # fingerprint reuses that stat).
-    text = os.fspath(folder)
+    base = folder if folder.endswith(os.sep) else folder + os.sep
     try:
-        probe = os.stat(text + ("results.json" if text.endswith(os.sep) else os.sep + "results.json"))
+        probe = os.stat(base + "results.json")
     except (OSError, ValueError):
         probe = None
     if probe is not None and _stat.S_ISREG(probe.st_mode):
@@ -164,7 +170,7 @@ def _walk(folder: Path, label: str, depth: int, seen: set, inputs: list[Input], 
     for e in entries:
         if e.name.startswith("."):
             continue
-        child = folder / e.name  # cheaper than parsing e.path again; the same path
+        child = base + e.name  # cheaper than e.path or a Path join; the same path
         child_label = f"{label}/{display_text(e.name)}"
         try:
             link = e.is_symlink()
@@ -177,7 +183,7 @@ def _walk(folder: Path, label: str, depth: int, seen: set, inputs: list[Input], 
             # A real sub-folder lives on its parent's device; its inode comes with the listing.
             _walk(child, child_label, depth + 1, seen, inputs, skips, None if link else (ident[0], e.inode()),
                   _child_key(key, e.name, child))
-        elif is_file and is_legacy_log(child):
+        elif is_file and is_legacy_log(Path(child)):
             inputs.append(Input("legacy", child, child_label, path_key(child)))
         elif link and not os.path.exists(child):
             skips.append(Skip(child_label, "broken symbolic link", path_key(child)))

@@ -77,24 +77,32 @@ def check_results(results: dict, label: str = "results.json") -> dict:
     return results
 
 
-def read_experiment(folder: str | Path, include_traces: bool = False, trace_names: list[str] | None = None) -> dict:
+def read_experiment(folder: str | Path, include_traces: bool = False, trace_names: list[str] | None = None,
+                    seen: dict[str, os.stat_result] | None = None) -> dict:
     """Read one experiment folder into a database record.
 
     The record is ``results.json`` plus ``environment`` (group name), ``origin``, ``config``,
     ``environment_info``, ``traces`` (statistics per channel) and, with ``include_traces``, ``trace_samples``.
-    ``trace_names`` is a listing of ``power/`` just taken (see :func:`fingerprint_and_traces`); None lists it.
+
+    Args:
+        folder: The experiment folder.
+        include_traces: Also keep the raw samples.
+        trace_names: A listing of ``power/`` just taken (see :func:`power_listing`); None lists it.
+        seen: Filled with the stat of every file as it is opened (keys as in the fingerprint:
+            ``"results.json"``, ``"power/host.csv"``), for :func:`compose_fingerprint`.
 
     Raises:
         ResultFormatError: the folder cannot be trusted, with the reason (missing or truncated file, wrong
             types, newer schema, NaN/infinite figures, a trace that does not parse, run still in progress).
     """
     base = os.fspath(folder) + os.sep
-    results = check_results(read_json_object(base + "results.json"))
-    config = read_json_object(base + "config.json")
+    note = (lambda key: lambda st: seen.__setitem__(key, st)) if seen is not None else (lambda key: None)
+    results = check_results(read_json_object(base + "results.json", on_stat=note("results.json")))
+    config = read_json_object(base + "config.json", on_stat=note("config.json"))
     err = problem("config", config)
     if err is not None:
         raise ResultFormatError(f"config.json: {err}")
-    env = read_json_object(base + "environment.json")
+    env = read_json_object(base + "environment.json", on_stat=note("environment.json"))
     err = problem("environment", env)
     if err is not None:
         raise ResultFormatError(f"environment.json: {err}")
@@ -106,7 +114,8 @@ def read_experiment(folder: str | Path, include_traces: bool = False, trace_name
     traces: dict[str, dict] = {}
     samples: dict[str, list] | None = {} if include_traces else None
     for name in names:
-        stats, raw = trace_stats(base + "power" + os.sep + name, name[:-4], include_samples=include_traces)
+        stats, raw = trace_stats(base + "power" + os.sep + name, name[:-4], include_samples=include_traces,
+                                 on_stat=note("power/" + name))
         traces.update(stats)
         if samples is not None and raw is not None:
             samples.update(raw)
@@ -124,7 +133,7 @@ def read_experiment(folder: str | Path, include_traces: bool = False, trace_name
 _FS, _RS = "\x1f", "\x1e"  # unit and record separators of the fingerprint text
 
 
-def fingerprint(folder: Path, known: str | None = None, probe: os.stat_result | None = None) -> str:
+def fingerprint(folder: str | Path, known: str | None = None, probe: os.stat_result | None = None) -> str:
     """What ``--update`` compares to decide whether a folder changed: size and mtime of each file read.
 
     Args:
@@ -140,13 +149,6 @@ def fingerprint(folder: Path, known: str | None = None, probe: os.stat_result | 
 
     Units: sizes in bytes, mtimes in nanoseconds.
     """
-    return fingerprint_and_traces(folder, known, probe)[0]
-
-
-def fingerprint_and_traces(folder: Path, known: str | None = None,
-                           probe: os.stat_result | None = None) -> tuple[str, list[str] | None]:
-    """:func:`fingerprint`, and the trace file names (as :func:`trace_files` gives them) when ``power/`` was
-    listed for it, so that reading the folder right after needs no second listing; None when not listed."""
     base = os.fspath(folder) + os.sep
     if probe is not None:
         out = [f"results.json{_FS}{probe.st_size}{_FS}{probe.st_mtime_ns}"]
@@ -157,23 +159,56 @@ def fingerprint_and_traces(folder: Path, known: str | None = None,
         power = f"power/{_FS}{os.stat(base + 'power').st_mtime_ns}"
     except OSError:
         out.append(f"power/{_FS}missing")
-        return _RS.join(out), None
+        return _RS.join(out)
     out.append(power)
     names = None
-    listed = None
     if known is not None:
         parts = known.split(_RS)
         if len(parts) > len(REQUIRED_FILES) and parts[len(REQUIRED_FILES)] == power:
             names = [p.split(_FS, 1)[0] for p in parts[len(REQUIRED_FILES) + 1:]]
     if names is None:
         try:
-            listed = sorted(e.name for e in os.scandir(base + "power")
-                            if e.name.endswith(".csv") and not e.name.startswith("."))
-            names = [f"power/{n}" for n in listed]
+            names = [f"power/{n}" for n in sorted(e.name for e in os.scandir(base + "power")
+                                                  if e.name.endswith(".csv") and not e.name.startswith("."))]
         except OSError:
             names = []
     out.extend(_stat_entry(base + n, n) for n in names)
-    return _RS.join(out), listed
+    return _RS.join(out)
+
+
+def power_listing(folder: str | Path) -> tuple[str, list[str] | None]:
+    """The ``power/`` entry of a fingerprint and the trace file names (as :func:`trace_files` gives them);
+    names None when ``power/`` is missing or cannot be listed (:func:`read_experiment` then says why)."""
+    base = os.fspath(folder) + os.sep
+    try:
+        entry = f"power/{_FS}{os.stat(base + 'power').st_mtime_ns}"
+    except OSError:
+        return f"power/{_FS}missing", None
+    try:
+        return entry, sorted(e.name for e in os.scandir(base + "power")
+                             if e.name.endswith(".csv") and not e.name.startswith("."))
+    except OSError:
+        return entry, None
+
+
+def compose_fingerprint(folder: str | Path, seen: dict[str, os.stat_result], power: str,
+                        trace_names: list[str] | None) -> str:
+    """:func:`fingerprint` of a folder just read: from the stats its files had when opened (``seen``, see
+    :func:`read_experiment`), stat-ing only those it did not get to; ``power`` and ``trace_names`` as
+    :func:`power_listing` gave them. The same text :func:`fingerprint` gives for unchanged files."""
+    base = os.fspath(folder) + os.sep
+    out = []
+    for name in REQUIRED_FILES:
+        st = seen.get(name)
+        out.append(f"{name}{_FS}{st.st_size}{_FS}{st.st_mtime_ns}" if st is not None else _stat_entry(base + name, name))
+    out.append(power)
+    if power.endswith(f"{_FS}missing"):
+        return _RS.join(out)
+    for n in trace_names or ():
+        key = "power/" + n
+        st = seen.get(key)
+        out.append(f"{key}{_FS}{st.st_size}{_FS}{st.st_mtime_ns}" if st is not None else _stat_entry(base + key, key))
+    return _RS.join(out)
 
 
 def _stat_entry(path: str, name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,14 @@ def a_json_type(value: Any) -> str:
     return name if name == "null" else ("an " if name[0] in "aeiou" else "a ") + name
 
 
-def read_bytes(path: str | Path, max_bytes: int) -> bytes:
+def read_bytes(path: str | Path, max_bytes: int, on_stat: Callable[[os.stat_result], None] | None = None) -> bytes:
     """Read a regular file of at most ``max_bytes``, refusing devices, FIFOs and oversized files.
+
+    Args:
+        path: The file.
+        max_bytes: Refuse larger files.
+        on_stat: Called with the file's stat taken on the open file (before reading), so that a merge's
+            ``--update`` fingerprint describes exactly the file that was read, without a second stat.
 
     Units: ``max_bytes`` in bytes.
 
@@ -63,6 +70,8 @@ def read_bytes(path: str | Path, max_bytes: int) -> bytes:
 
         if not _stat.S_ISREG(st.st_mode):
             raise ResultFormatError(f"{name} is not a regular file")
+        if on_stat is not None:
+            on_stat(st)
         if st.st_size > max_bytes:
             raise ResultFormatError(
                 f"{name} is {st.st_size / 1e6:.1f} MB, more than the {max_bytes / 1e6:.0f} MB limit",
@@ -74,12 +83,15 @@ def read_bytes(path: str | Path, max_bytes: int) -> bytes:
         while remaining > 0:
             # os.read allocates the size asked for: asking for the expected size (not 4 MB) keeps reading
             # thousands of small files cheap; a file that grows is still read to its end, in larger steps.
-            chunk = os.read(fd, min(remaining, expected if expected > 0 else 1 << 16, 1 << 22))
+            want = min(remaining, expected if expected > 0 else 1 << 16, 1 << 22)
+            chunk = os.read(fd, want)
             if not chunk:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
             expected -= len(chunk)
+            if len(chunk) < want:
+                break  # a short read of a regular file is its end: no second read call to learn it
         data = b"".join(chunks)
         if len(data) > max_bytes:
             raise ResultFormatError(f"{name} grew past the {max_bytes / 1e6:.0f} MB limit while being read")
@@ -120,14 +132,16 @@ def parse_json(data: bytes, name: str, allow_nan: bool = False) -> Any:
         raise ResultFormatError(f"{name} is nested too deeply to be an mlee file") from None
 
 
-def read_json(path: str | Path, max_bytes: int = MAX_JSON_BYTES, allow_nan: bool = False) -> Any:
+def read_json(path: str | Path, max_bytes: int = MAX_JSON_BYTES, allow_nan: bool = False,
+              on_stat: Callable[[os.stat_result], None] | None = None) -> Any:
     """Read and strictly parse a JSON file (see :func:`read_bytes` and :func:`parse_json`)."""
-    return parse_json(read_bytes(path, max_bytes), os.path.basename(path), allow_nan)
+    return parse_json(read_bytes(path, max_bytes, on_stat), os.path.basename(path), allow_nan)
 
 
-def read_json_object(path: str | Path, max_bytes: int = MAX_JSON_BYTES, allow_nan: bool = False) -> dict:
+def read_json_object(path: str | Path, max_bytes: int = MAX_JSON_BYTES, allow_nan: bool = False,
+                     on_stat: Callable[[os.stat_result], None] | None = None) -> dict:
     """:func:`read_json` that also requires a JSON object at the top level."""
-    data = read_json(path, max_bytes, allow_nan)
+    data = read_json(path, max_bytes, allow_nan, on_stat)
     if not isinstance(data, dict):
         raise ResultFormatError(f"{os.path.basename(path)} holds {a_json_type(data)}, not a JSON object")
     return data

@@ -20,7 +20,7 @@ from mlee.results.database import (dumps_line, load_database, locked, parse_data
 from mlee.results.discover import Input, discover
 from mlee.results.folder import fingerprint
 from mlee.results.ranks import combine, group_jobs, job_problem
-from mlee.results.reading import file_fingerprint, read_all
+from mlee.results.reading import file_fingerprint, paused_gc, read_all
 from mlee.results.summary import facts, pack_facts, summarise, unpack_facts
 
 @dataclass
@@ -145,7 +145,7 @@ def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[
     for inp in inputs:
         old = prev.inputs.get(inp.key)
         if old is not None and old.get("display") == inp.display:
-            fp = (fingerprint(inp.path, old.get("fingerprint"), inp.probe) if inp.kind == "folder"
+            fp = (fingerprint(inp.location, old.get("fingerprint"), inp.probe) if inp.kind == "folder"
                   else file_fingerprint(inp.path))
             if fp == old.get("fingerprint"):
                 reused.append(inp)
@@ -192,15 +192,26 @@ def _settle_ids(produced: list[_Produced], reused: list[Input], entries: dict[st
     return lines, rec_facts, rec_inputs
 
 
-def build(paths: list[str | Path], output: Path | None = None, *, update: bool = False,
-          include_traces: bool = False, overwrite: bool = False, jobs: int | None = None,
-          archive: Path | None = None, on_total: Callable[[int], None] | None = None,
-          on_progress: Callable[[int], None] | None = None) -> tuple[bytes, dict, MergeReport]:
+def build(paths: list[str | Path], output: Path | None = None, **options: Any) -> tuple[bytes, dict, MergeReport]:
     """Assemble the database bytes and the ``--update`` index content (no lock, no write).
+
+    Args:
+        paths: As for :func:`merge`.
+        output: The database that ``--update`` starts from (and whose records must not be lost).
+        **options: ``update``, ``include_traces``, ``overwrite``, ``jobs``, ``archive``, ``on_total``,
+            ``on_progress`` as for :func:`merge_into`.
 
     Returns:
         (database bytes, {"inputs", "records", "skipped"} for the index, report).
     """
+    with paused_gc():
+        return _build(paths, output, **options)
+
+
+def _build(paths: list[str | Path], output: Path | None = None, *, update: bool = False,
+           include_traces: bool = False, overwrite: bool = False, jobs: int | None = None,
+           archive: Path | None = None, on_total: Callable[[int], None] | None = None,
+           on_progress: Callable[[int], None] | None = None) -> tuple[bytes, dict, MergeReport]:
     if update and output is None:
         raise UsageError("--update needs an existing database to update", "give it with -o FILE")
     inputs, found_skips = discover(paths)
@@ -239,7 +250,7 @@ def build(paths: list[str | Path], output: Path | None = None, *, update: bool =
             entry["ids"] = [out[1]]
     produced.extend(_combine_ranks(ranks, entries))
     for inp in reused:
-        entries[inp.key] = dict(prev.inputs[inp.key], fingerprint=fps[inp.key])
+        entries[inp.key] = prev.inputs[inp.key]  # same fingerprint: the previous entry itself, not a copy
     lines, rec_facts, rec_inputs = _settle_ids(produced, reused, entries, prev)
     for entry in entries.values():  # fresh and reused inputs alike; rank skips are among them
         if entry.get("skip"):

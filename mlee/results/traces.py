@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,8 @@ def _parse_block(block: bytes, ncols: int, first_row: int, name: str) -> tuple[A
 
 
 def trace_stats(path: str | Path, label: str, include_samples: bool = False,
-                max_bytes: int = MAX_TRACE_BYTES) -> tuple[dict[str, dict], dict[str, list] | None]:
+                max_bytes: int = MAX_TRACE_BYTES,
+                on_stat: Callable[[os.stat_result], None] | None = None) -> tuple[dict[str, dict], dict[str, list] | None]:
     """Statistics of every channel of one trace file, optionally with its raw samples.
 
     Args:
@@ -144,6 +146,7 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
         label: Prefix of the channel keys (``"<label>.<column>"``), e.g. ``"rapl_package-0"``.
         include_samples: Also return every column's values (``t_s`` included; empty cells as None).
         max_bytes: Refuse larger files. Units: bytes.
+        on_stat: Called with the stat of the open file before it is read (see ``jsonio.read_bytes``).
 
     Returns:
         ``({"<label>.<column>": {"min","max","mean","std","n"}}, samples or None)``.
@@ -167,8 +170,10 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
         if st.st_size > max_bytes:
             raise ResultFormatError(f"{name} is {st.st_size / 1e6:.0f} MB, more than the "
                                     f"{max_bytes / 1e6:.0f} MB limit for a trace")
+        if on_stat is not None:
+            on_stat(st)
         try:
-            first = _read_block(fh, BLOCK_BYTES, st.st_size)
+            first, eof = _read_block(fh, BLOCK_BYTES, st.st_size)
         except OSError as exc:
             raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
         nl = first.find(b"\n")
@@ -183,7 +188,9 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
         total = len(first)
         while True:
             try:
-                more = _read_block(fh, BLOCK_BYTES, st.st_size - total) if total <= max_bytes else b""
+                more = b""
+                if not eof and total <= max_bytes:
+                    more, eof = _read_block(fh, BLOCK_BYTES, st.st_size - total)
             except OSError as exc:
                 raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
             total += len(more)
@@ -211,21 +218,27 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
     return stats, samples
 
 
-def _read_block(fh: Any, size: int, left: int) -> bytes:
+def _read_block(fh: Any, size: int, left: int) -> tuple[bytes, bool]:
     """``fh.read(size)`` on an unbuffered regular file, without allocating ``size`` bytes for a short file.
 
     A raw read allocates what it is asked for: 8 MB (twice) for each 30 kB trace of a merge of thousands.
     The bytes returned are those ``fh.read(size)`` returns: a file that grew since it was stat-ed is read
     on, up to ``size`` bytes, as one block, so blocks (and so the statistics' floats) do not change.
 
+    Returns:
+        The bytes, and whether the end of the file was seen: a short read of a regular file is its end,
+        so the caller needs no further read call to learn it.
+
     Units: ``size`` and ``left`` (the bytes the file is expected to still hold) in bytes.
     """
     if left + 1 >= size:
-        return fh.read(size)
+        data = fh.read(size)
+        return data, len(data) < size
     data = fh.read(max(left, 0) + 1)
     if len(data) <= max(left, 0):
-        return data  # a short read of a regular file: its end
-    return data + fh.read(size - len(data))
+        return data, True
+    data += fh.read(size - len(data))
+    return data, len(data) < size
 
 
 def _accumulate(arr: Any, empty: bool, cols: list[str], valid_at: int | None, accs: dict[str, _Acc],
