@@ -174,7 +174,8 @@ def read_all(inputs: list[Input], include_traces: bool, jobs: int | None,
 
     import numpy  # noqa: F401 - imported once here, so forked readers do not each pay for it
 
-    size = max(8, min(256, len(inputs) // (workers * 8) or 1))
+    # Chunks small enough that no reader is left finishing a long last chunk alone at the end.
+    size = max(8, min(64, len(inputs) // (workers * 8) or 1))
     chunks = [inputs[i:i + size] for i in range(0, len(inputs), size)]
     ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
     out = []
