@@ -97,12 +97,17 @@ def test_update_skips_that_get_fixed_leave_the_skipped_list(tmp_path):
     assert db["skipped"] == [] and len(db["records"]) == 1
 
 
-def test_stale_index_falls_back_to_reading_everything(tmp_path):
+def _merged(tmp_path, n):
+    """``n`` folders under runs/, merged into db.json: (runs, db path, the database bytes)."""
     runs = tmp_path / "runs"
-    _make(runs, 2)
+    _make(runs, n)
     out = tmp_path / "db.json"
     assert run(runs, "-o", out).exit_code == 0
-    full = out.read_bytes()
+    return runs, out, out.read_bytes()
+
+
+def test_stale_index_falls_back_to_reading_everything(tmp_path):
+    runs, out, full = _merged(tmp_path, 2)
     out.write_text(json.dumps(json.loads(full)))  # edited by another tool: the index no longer matches
     result = run(runs, "-o", out, "--update")
     assert result.exit_code == 0 and "2 input(s) read" in result.output
@@ -114,11 +119,7 @@ def test_stale_index_falls_back_to_reading_everything(tmp_path):
 
 def test_torn_or_empty_index_is_ignored(tmp_path):
     # The index is written without fsync (it is only a cache): what a crash can leave of it must be harmless.
-    runs = tmp_path / "runs"
-    _make(runs, 2)
-    out = tmp_path / "db.json"
-    assert run(runs, "-o", out).exit_code == 0
-    full = out.read_bytes()
+    runs, out, full = _merged(tmp_path, 2)
     whole = index_path(out).read_bytes()
     for torn in (whole[: len(whole) // 2], b""):
         index_path(out).write_bytes(torn)
