@@ -11,8 +11,11 @@ Figures printed side by side:
 - update: 10 new folders, `mlee merge DIR -o OUT --update` (wall time of the command, and of the merge alone).
 
 Targets (issue 4): cold merge under 10 s and within 2x of the floor; peak memory under 500 MB; update under 1 s.
-The page cache is warm (every file is read once, untimed, before the first figure): dropping it needs root and
-would disturb other users. With --dir DIR --keep, a later run can --reuse the generated folders.
+Every file is read once, untimed, before the first figure. That warms the page cache only for a while on
+a machine that reclaims unused pages within seconds (this project's virtual machines do), so with
+--repeat N the figures come in N rounds of floor, cold merge and -j 1 merge, one after the other, and each
+round's merge is compared with its own floor (the ratios' median is printed beside best/best). With
+--dir DIR --keep, a later run can --reuse the generated folders.
 
 Usage: python scripts/bench_merge.py [--folders 10000] [--seconds 60] [--hz 10] [--dir DIR] [--keep] [--repeat N]
 """
