@@ -29,7 +29,7 @@ from mlee.errors import (
     UsageError,
 )
 
-try:  # typer >= 0.29 vendors click as typer._click
+try:  # typer >= 0.26 vendors click as typer._click
     from typer._click import exceptions as _cx
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as _cx
