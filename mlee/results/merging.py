@@ -137,11 +137,10 @@ def _combine_ranks(ranks: list[tuple[Input, dict]], entries: dict[str, dict]) ->
     return produced
 
 
-def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[Input], dict[str, str]]:
+def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[Input]]:
     """Split inputs into those to read and those unchanged since the previous merge (same fingerprint)."""
     fresh: list[Input] = []
     reused: list[Input] = []
-    fps: dict[str, str] = {}
     for inp in inputs:
         old = prev.inputs.get(inp.key)
         if old is not None and old.get("display") == inp.display:
@@ -149,10 +148,9 @@ def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[
                   else file_fingerprint(inp.path))
             if fp == old.get("fingerprint"):
                 reused.append(inp)
-                fps[inp.key] = fp
                 continue
         fresh.append(inp)
-    return fresh, reused, fps
+    return fresh, reused
 
 
 def _settle_ids(produced: list[_Produced], reused: list[Input], entries: dict[str, dict],
@@ -216,7 +214,7 @@ def _build(paths: list[str | Path], output: Path | None = None, *, update: bool 
         raise UsageError("--update needs an existing database to update", "give it with -o FILE")
     inputs, found_skips = discover(paths)
     prev = _previous(output, update, overwrite) if output is not None else _Previous()
-    fresh, reused, fps = _partition(inputs, prev) if update else (inputs, [], {})
+    fresh, reused = _partition(inputs, prev) if update else (inputs, [])
     if on_total:
         on_total(len(fresh))
     outcomes = dict(zip((i.key for i in fresh), read_all(fresh, include_traces, jobs, on_progress)))
