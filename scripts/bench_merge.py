@@ -236,7 +236,8 @@ def main() -> int:
         t = time.perf_counter()
         if args.reuse and args.dir is not None and runs.is_dir():
             for folder in list(runs.iterdir()):  # what earlier --update figures added
-                if int(folder.name.rsplit("-", 1)[-1], 16) >= args.folders:
+                number = folder.name.rsplit("-", 1)[-1]
+                if all(c in "0123456789abcdef" for c in number) and int(number, 16) >= args.folders:
                     shutil.rmtree(folder)
             have = sum(1 for _ in runs.iterdir())
             if have != args.folders:
