@@ -24,6 +24,7 @@ from mlee.errors import OutputError, ResultFormatError
 from mlee.fsutil import file_mode_for
 from mlee.results.jsonio import read_bytes, parse_json
 from mlee.results.schema import check_version, problem, validator
+from mlee.results.splice import Part, Source, Span, size_of, write_parts
 
 KIND = "mlee-database"
 SCHEMA_VERSION = 1
@@ -49,27 +50,49 @@ def lock_path(db_path: str | Path) -> Path:
     return p.with_name(f"{p.name}.lock")
 
 
-def render(records: Iterable[tuple[str, bytes]], summaries: Iterable[dict], skipped: Iterable[dict],
-           mlee_version: str) -> tuple[bytes, dict[str, tuple[int, int]]]:
-    """Assemble the database bytes from record lines (already sorted by id).
+def render(records: Iterable[tuple[str, Part]], summaries: Iterable[dict], skipped: Iterable[dict],
+           mlee_version: str) -> tuple[list[Part], dict[str, tuple[int, int]]]:
+    """Assemble the database from record lines (already sorted by id).
+
+    A record line is bytes, or a :class:`~mlee.results.splice.Span` of the database being updated; spans of
+    records that follow each other in both files become one span (their ``,\n`` separator included).
 
     Returns:
-        The bytes, and for each record id its (offset, length) in them.
+        The parts of the file (see :mod:`mlee.results.splice`), and for each record id its (offset, length)
+        in it.
     """
     head = (b'{\n"kind":' + dumps_line(KIND) + b',\n"mlee_version":' + dumps_line(mlee_version)
             + b',\n"records":[')
-    parts = [head]
+    parts: list[Part] = [head]
     pos = len(head)
     spans: dict[str, tuple[int, int]] = {}
+    run: list[int] | None = None  # [offset, end] in the old file of the span being extended
     first = True
     for rid, line in records:
         sep = b"\n" if first else b",\n"
         first = False
+        if isinstance(line, Span):
+            if run is not None and line.offset == run[1] + len(sep):
+                run[1] = line.offset + line.length
+            else:
+                if run is not None:
+                    parts.append(Span(run[0], run[1] - run[0]))
+                parts.append(sep)
+                run = [line.offset, line.offset + line.length]
+            pos += len(sep)
+            spans[rid] = (pos, line.length)
+            pos += line.length
+            continue
+        if run is not None:
+            parts.append(Span(run[0], run[1] - run[0]))
+            run = None
         parts.append(sep)
         pos += len(sep)
         parts.append(line)
         spans[rid] = (pos, len(line))
         pos += len(line)
+    if run is not None:
+        parts.append(Span(run[0], run[1] - run[0]))
     parts.append(b"\n],\n" if not first else b"],\n")
     parts.append(b'"schema_version":' + dumps_line(SCHEMA_VERSION) + b",\n")
     for key, items in (("skipped", skipped), ("summaries", summaries)):
@@ -77,7 +100,7 @@ def render(records: Iterable[tuple[str, bytes]], summaries: Iterable[dict], skip
         body = (b"\n" + b",\n".join(lines) + b"\n") if lines else b""
         parts.append(b'"' + key.encode() + b'":[' + body + b"]" + (b",\n" if key == "skipped" else b"\n"))
     parts.append(b"}\n")
-    return b"".join(parts), spans
+    return parts, spans
 
 
 def _validate(db: dict, label: str) -> dict:
@@ -174,26 +197,34 @@ def locked(db_path: str | Path, timeout_s: float = 600.0, poll_s: float = 0.05) 
         os.close(fd)  # closing releases the flock
 
 
-def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> os.stat_result:
+def write_bytes_atomic(path: Path, data: bytes | list[Part], durable: bool = True,
+                       source: Source | None = None) -> os.stat_result:
     """Write through a temporary file in the same folder, fsync, rename; on any failure the old file stays.
 
+    ``data`` is the bytes, or parts (see :mod:`mlee.results.splice`) whose spans are copied from ``source``.
     ``durable=False`` leaves out the fsync calls: for files that are only a cache of others (the
     ``--update`` index), where a file lost or torn in a crash is noticed and ignored.
 
     Raises:
-        OutputError: read-only location, disk full, file size limit, missing folder.
+        OutputError: read-only location, disk full, file size limit, missing folder, or ``source`` changed.
     """
     import tempfile
 
+    parts: list[Part] = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     tmp = None
     try:
+        if source is not None:
+            source.check()
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), file_mode_for(path))
-            fh.write(data)
-            fh.flush()
+        try:
+            os.fchmod(fd, file_mode_for(path))
+            write_parts(fd, parts, source)
             if durable:
-                os.fsync(fh.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if source is not None:
+            source.check()  # what was copied is what the index describes
         os.replace(tmp, path)
         tmp = None
         if durable:
@@ -207,7 +238,7 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> os.stat
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            reason += f" ({len(data) / 1e6:.1f} MB to write)"
+            reason += f" ({size_of(parts) / 1e6:.1f} MB to write)"
         kept = "the old file is unchanged" if path.exists() else "nothing was written"
         raise OutputError(f"cannot write {path}: {reason}; {kept}",
                           "free space or choose another location with -o") from None

@@ -20,6 +20,7 @@ from mlee.results.database import (dumps_line, load_database, locked, parse_data
 from mlee.results.discover import Input, discover
 from mlee.results.folder import fingerprint
 from mlee.results.ranks import combine, group_jobs, job_problem
+from mlee.results.splice import Part, Source, Span, joined
 from mlee.results.reading import file_fingerprint, paused_gc, read_all
 from mlee.results.summary import facts, pack_facts, summarise, unpack_facts
 
@@ -63,13 +64,14 @@ class _Produced:
 class _Previous:
     """What the existing database contributes to an ``--update`` merge."""
 
-    lines: dict[str, bytes | memoryview] = field(default_factory=dict)
+    lines: dict[str, bytes | Span] = field(default_factory=dict)
     facts: dict[str, dict | None] = field(default_factory=dict)
     rec_inputs: dict[str, list[str]] = field(default_factory=dict)
     inputs: dict[str, dict] = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
     indexed: bool = False
+    source: Source | None = None  # the database itself, open, when its records are copied as spans
 
 
 def _previous(output: Path, update: bool, overwrite: bool) -> _Previous:
@@ -83,17 +85,19 @@ def _previous(output: Path, update: bool, overwrite: bool) -> _Previous:
             prev.ids = set(idx["records"])
             prev.indexed = True
             if update:
-                # Views, not copies: unchanged records go from this buffer straight into the new file.
-                data = memoryview(output.read_bytes())
+                # Unchanged records are not read: they are copied from this file to the new one as spans.
+                prev.source = Source(output, idx["database"])
                 groups = idx.get("groups") or []
                 for rid, (off, length, packed, rec_inputs) in idx["records"].items():
-                    prev.lines[rid] = data[off:off + length]
+                    prev.lines[rid] = Span(off, length)
                     prev.facts[rid] = unpack_facts(rid, packed, groups)
                     prev.rec_inputs[rid] = list(rec_inputs)
                 prev.inputs = dict(idx["inputs"])
                 prev.skipped = list(idx.get("skipped") or [])
             return prev
         except (ValueError, TypeError, KeyError, IndexError, OSError):
+            if prev.source is not None:
+                prev.source.close()
             prev = _Previous()  # an index we cannot use is only a lost shortcut: read the database itself
     try:
         data = output.read_bytes()
@@ -203,17 +207,39 @@ def build(paths: list[str | Path], output: Path | None = None, **options: Any) -
         (database bytes, {"inputs", "records", "skipped"} for the index, report).
     """
     with paused_gc():
-        return _build(paths, output, **options)
+        parts, source, index, report = _build(paths, output, **options)
+    try:
+        return joined(parts, source), index, report
+    finally:
+        if source is not None:
+            source.close()
 
 
 def _build(paths: list[str | Path], output: Path | None = None, *, update: bool = False,
            include_traces: bool = False, overwrite: bool = False, jobs: int | None = None,
            archive: Path | None = None, on_total: Callable[[int], None] | None = None,
-           on_progress: Callable[[int], None] | None = None) -> tuple[bytes, dict, MergeReport]:
+           on_progress: Callable[[int], None] | None = None) -> tuple[list[Part], Source | None, dict, MergeReport]:
+    """:func:`build` without joining the parts: the caller closes the source (open while it is not None)."""
     if update and output is None:
         raise UsageError("--update needs an existing database to update", "give it with -o FILE")
     inputs, found_skips = discover(paths)
     prev = _previous(output, update, overwrite) if output is not None else _Previous()
+    try:
+        parts, index, report = _merge_onto(prev, inputs, found_skips, output, update=update, overwrite=overwrite,
+                                           include_traces=include_traces, jobs=jobs, archive=archive,
+                                           on_total=on_total, on_progress=on_progress)
+    except BaseException:
+        if prev.source is not None:
+            prev.source.close()
+        raise
+    return parts, prev.source, index, report
+
+
+def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output: Path | None, *, update: bool,
+                overwrite: bool, include_traces: bool, jobs: int | None, archive: Path | None,
+                on_total: Callable[[int], None] | None,
+                on_progress: Callable[[int], None] | None) -> tuple[list[Part], dict, MergeReport]:
+    """The database parts, the index content and the report of merging ``inputs`` onto ``prev``."""
     fresh, reused = _partition(inputs, prev) if update else (inputs, [])
     if on_total:
         on_total(len(fresh))
@@ -267,14 +293,14 @@ def _build(paths: list[str | Path], output: Path | None = None, *, update: bool 
     skipped_list = sorted(skipped.values(), key=lambda s: (s["path"], s["reason"]))
     from mlee import __version__
 
-    data, spans = render(((rid, lines[rid]) for rid in order), summaries, skipped_list, __version__)
+    parts, spans = render(((rid, lines[rid]) for rid in order), summaries, skipped_list, __version__)
     all_inputs = dict(prev.inputs) if update else {}
     all_inputs.update(entries)
     groups, packed = pack_facts({rid: rec_facts.get(rid) for rid in order})
     index = {"inputs": all_inputs, "skipped": skipped_list, "groups": groups,
              "records": {rid: [*spans[rid], packed[rid], rec_inputs.get(rid, [])] for rid in order}}
     report.records, report.summaries, report.skipped = len(order), len(summaries), skipped_list
-    return data, index, report
+    return parts, index, report
 
 
 def _archive(inputs: list[Input], entries: dict[str, dict], fresh: set[str], archive_dir: Path) -> list[Path]:
@@ -315,11 +341,16 @@ def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = Fa
     if not output.parent.is_dir():
         raise UsageError(f"the folder of {output} does not exist", "create it first or choose another -o")
     with locked(output, timeout_s=lock_timeout_s):
-        data, index, report = build(paths, output, update=update, include_traces=include_traces,
-                                    overwrite=overwrite, jobs=jobs,
-                                    archive=Path(archive) if archive is not None else None,
-                                    on_total=on_total, on_progress=on_progress)
-        st = write_bytes_atomic(output, data)
+        with paused_gc():
+            parts, source, index, report = _build(paths, output, update=update, include_traces=include_traces,
+                                                  overwrite=overwrite, jobs=jobs,
+                                                  archive=Path(archive) if archive is not None else None,
+                                                  on_total=on_total, on_progress=on_progress)
+        try:
+            st = write_bytes_atomic(output, parts, source=source)
+        finally:
+            if source is not None:
+                source.close()
         write_index(output, st, index)
     return report
 
