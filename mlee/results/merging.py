@@ -20,8 +20,8 @@ from mlee.results.database import (dumps_line, load_database, locked, parse_data
 from mlee.results.discover import Input, discover
 from mlee.results.folder import fingerprint
 from mlee.results.ranks import combine, group_jobs, job_problem
-from mlee.results.splice import Part, Source, Span, joined
 from mlee.results.reading import file_fingerprint, paused_gc, read_all
+from mlee.results.splice import Part, Source, Span, joined
 from mlee.results.summary import facts, pack_facts, summarise, unpack_facts
 
 @dataclass
