@@ -157,3 +157,27 @@ def test_archive_packs_each_folder_with_its_traces_deterministically(tmp_path):
     st = os.stat(path)
     assert "0 archive(s) written" in run(runs, "-o", out, "--update", "--archive", arch).output
     assert os.stat(path).st_mtime_ns == st.st_mtime_ns
+
+
+def test_an_update_that_changes_nothing_leaves_the_database_file_alone(tmp_path):
+    runs, out, full = _merged(tmp_path, 3)
+    before = os.stat(out)
+    result = run(runs, "-o", out, "--update")
+    assert result.exit_code == 0
+    assert "is up to date (not rewritten)" in result.output and "0 input(s) read, 3 unchanged" in result.output
+    after = os.stat(out)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # make-style tools see no change
+    # A folder touched but not changed is read again; the records stay the same, so the database does too,
+    # while the index learns the new fingerprint and the next update reads nothing.
+    results = next(runs.iterdir()) / "results.json"
+    st = os.stat(results)
+    os.utime(results, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    touched = run(runs, "-o", out, "--update")
+    assert "is up to date" in touched.output and "1 input(s) read, 2 unchanged" in touched.output
+    assert out.read_bytes() == full and os.stat(out).st_mtime_ns == before.st_mtime_ns
+    assert "0 input(s) read, 3 unchanged" in run(runs, "-o", out, "--update").output
+    # New content is written as before.
+    _make(runs, 1, offset=3)
+    added = run(runs, "-o", out, "--update")
+    assert "wrote " in added.output and "is up to date" not in added.output
+    assert len(json.loads(out.read_text())["records"]) == 4

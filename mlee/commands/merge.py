@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
             _skipped_table(report.skipped)
         reused = f", {report.reused} unchanged (not read again)" if report.reused else ""
         archived = f", {len(report.archived)} archive(s) written to {archive}" if archive is not None else ""
-        message(f"wrote {output}: {report.records} record(s), {report.summaries} summary(ies), "
+        done = f"{output} is up to date (not rewritten)" if report.unchanged else f"wrote {output}"
+        message(f"{done}: {report.records} record(s), {report.summaries} summary(ies), "
                 f"{len(report.skipped)} skipped; {report.read} input(s) read{reused}{archived}")
         if strict and report.skipped:
             message(f"--strict: {len(report.skipped)} input(s) were skipped")

@@ -9,6 +9,7 @@ database whose records would disappear is refused unless ``overwrite=True``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ class MergeReport:
         reused: Inputs skipped by ``--update`` because they had not changed.
         summaries: Number of summaries.
         skipped: ``[{"path", "reason"}]`` as stored in the database.
+        unchanged: ``--update`` found the database already holding exactly this content and left the file
+            as it was (not rewritten, so its modification time tells when its content last changed).
         archived: Archives written.
         database: The database as a dict (only when asked for).
     """
@@ -47,6 +50,7 @@ class MergeReport:
     skipped: list[dict] = field(default_factory=list)
     archived: list[Path] = field(default_factory=list)
     database: dict | None = None
+    unchanged: bool = False
 
 
 @dataclass
@@ -347,11 +351,14 @@ def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = Fa
                                                   archive=Path(archive) if archive is not None else None,
                                                   on_total=on_total, on_progress=on_progress)
         try:
-            st = write_bytes_atomic(output, parts, source=source)
+            report.unchanged = source is not None and source.holds(parts)
+            st = os.stat(output) if report.unchanged else write_bytes_atomic(output, parts, source=source)
         finally:
             if source is not None:
                 source.close()
-        write_index(output, st, index)
+        if not (report.unchanged and report.read == 0):
+            # Inputs read again (touched, same content) have new fingerprints even when the records are equal.
+            write_index(output, st, index)
     return report
 
 

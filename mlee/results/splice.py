@@ -80,6 +80,23 @@ class Source:
             done += len(chunk)
         return b"".join(chunks)
 
+    def holds(self, parts: Sequence[Part]) -> bool:
+        """Whether the file already holds exactly the bytes ``parts`` stand for (then it need not be
+        written again): every span in its own place, every new byte equal, the same size."""
+        if size_of(parts) != os.fstat(self.fd).st_size:
+            return False
+        pos = 0
+        for part in parts:
+            if isinstance(part, Span):
+                if part.offset != pos:
+                    return False
+                pos += part.length
+                continue
+            if self.read(Span(pos, len(part))) != part:
+                return False
+            pos += len(part)
+        return True
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
