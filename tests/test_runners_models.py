@@ -40,9 +40,13 @@ def _check_per_sample_arithmetic(results: dict) -> None:
     assert results["per_sample"]["energy_j"]["total"] == pytest.approx(sum(energies) / len(energies), rel=1e-12)
     assert results["per_sample"]["time_ms"] == pytest.approx(sum(times) / len(times), rel=1e-12)
     # The fake counters move at CPU_W + DRAM_W: the session's energy is that power x its duration
-    # (over seconds; a window of a few ms may fall between two ticks of the fake counter).
-    assert results["energy_j"]["total"] == pytest.approx((CPU_W + DRAM_W) * results["duration_s"], rel=0.1)
-    assert results["energy_j"]["dram"] == pytest.approx(DRAM_W * results["duration_s"], rel=0.1)
+    # (over seconds; a window of a few ms may fall between two ticks of the fake counter). The fake ticks
+    # from a thread of this process, which a loaded machine can hold back for a while: up to lag_s of
+    # ticks may be missing at either end of the session.
+    lag_s = 0.15
+    assert results["energy_j"]["total"] == pytest.approx((CPU_W + DRAM_W) * results["duration_s"], rel=0.1,
+                                                         abs=(CPU_W + DRAM_W) * lag_s)
+    assert results["energy_j"]["dram"] == pytest.approx(DRAM_W * results["duration_s"], rel=0.1, abs=DRAM_W * lag_s)
     assert all(w["energy_j"]["total"] >= 0 for w in measured)
     assert results["per_sample"]["energy_method"] == {"total": "counter", "cpu": "counter", "dram": "counter",
                                                       "gpu": None}
