@@ -222,6 +222,19 @@ class Measurement:
         if self._env_error:
             self.log(f"environment.json not written: {self._env_error}")
 
+    def _write_trace_stats(self) -> None:
+        """Store the traces' statistics in ``power/stats.json`` so that merges need not parse them; a merge
+        parses any trace without a matching entry, so a failure here costs merge time only, never data."""
+        from mlee.results.statsfile import write_trace_stats
+
+        try:
+            _, problems = write_trace_stats(self.folder)
+        except (OSError, ValueError) as exc:
+            self.log(f"power/stats.json not written ({exc}); mlee merge will parse the traces")
+            return
+        for name, reason in problems.items():
+            self.log(f"power/{name}: no statistics stored ({reason})")
+
     def _abort_start(self) -> None:
         self._join_environment()
         if self._sampler is not None:
@@ -350,6 +363,7 @@ class Measurement:
         end = self._sampler.stop()
         self._join_environment()
         self._close_mark(end)
+        self._write_trace_stats()
         end_wall = dt.datetime.now(dt.timezone.utc)
         self.log(f"status: {status}" + (f" ({error})" if error else ""))
         results = build_results(self, end, end_wall, status, error)

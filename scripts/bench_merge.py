@@ -1,13 +1,16 @@
 """Benchmark of `mlee merge`: 10,000 realistic experiment folders, cold merge, `--update`, against a floor.
 
 Each folder is what a session writes: results.json (three repeat windows, two sources), config.json,
-environment.json, power/rapl_package-0.csv and power/nvml_0.csv (60 s at 10 Hz each) and power/host.csv.
+environment.json, power/rapl_package-0.csv and power/nvml_0.csv (60 s at 10 Hz each), power/host.csv and
+power/stats.json (the traces' statistics with each file's size and CRC-32, which a merge checks and uses
+instead of parsing the trace).
 
 Figures printed side by side:
 - floor: a plain loop in one process that reads every file and parses it (json.loads, numpy.loadtxt for
   the CSVs) - what any merge has to do at least; with --plain-floor also the csv-module variant;
 - cold merge: `mlee merge DIR -o OUT` in a fresh process (wall time, peak memory of its process tree),
-  with the default reader processes and with -j 1;
+  with the default reader processes and with -j 1; once more with every stats.json renamed away, as
+  folders of older mlee versions or of killed runs are (every trace parsed);
 - update: 10 new folders, `mlee merge DIR -o OUT --update` (wall time of the command, and of the merge alone).
 
 Targets (issue 4): cold merge under 10 s and within 2x of the floor; peak memory under 500 MB; update under 1 s.
@@ -23,6 +26,7 @@ Usage: python scripts/bench_merge.py [--folders 10000] [--seconds 60] [--hz 10] 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -129,8 +133,14 @@ def ident(i: int) -> str:
     return f"infer-model{i % 20}-20261122T{i // 3600 % 24:02d}{i // 60 % 60:02d}{i % 60:02d}Z-{i:06x}"
 
 
-def generate(root: Path, count: int, seconds: float, hz: float, start: int = 0) -> None:
+def generate(root: Path, count: int, seconds: float, hz: float, start: int = 0, stats: bool = True) -> None:
+    """Write ``count`` folders numbered from ``start``; with ``stats``, each gets the ``power/stats.json`` a
+    session writes when it ends (computed by mlee's own function for the first folder of each trace variant
+    and copied to the folders with the same trace bytes, which is what that function would write there)."""
+    from mlee.results.statsfile import STATS_FILE, write_trace_stats
+
     variants = _trace_variants(seconds, hz, seed=start)
+    stats_text: dict[int, bytes] = {}
     env_text = json.dumps(ENVIRONMENT, indent=2, sort_keys=True)
     for i in range(start, start + count):
         folder = root / ident(i)
@@ -142,6 +152,12 @@ def generate(root: Path, count: int, seconds: float, hz: float, start: int = 0) 
         (folder / "power" / "rapl_package-0.csv").write_bytes(rapl)
         (folder / "power" / "nvml_0.csv").write_bytes(nvml)
         (folder / "power" / "host.csv").write_bytes(variants["host"][v])
+        if stats and v in stats_text:
+            (folder / "power" / STATS_FILE).write_bytes(stats_text[v])
+        elif stats:
+            written, problems = write_trace_stats(folder)
+            assert written is not None and not problems, problems
+            stats_text[v] = written.read_bytes()
         (folder / "config.json").write_text(json.dumps(
             {"kind": "infer", "name": f"model{i % 20}", "interval_s": 0.1, "sources": None, "command": None,
              "model": f"Model{i % 20}", "batch_size": 32, "n_samples": 256, "repeats": 3, "device": "cuda"},
@@ -169,12 +185,23 @@ def floor(root: Path, plain: bool) -> float:
             json.loads((folder / name).read_bytes())
         for trace in sorted((folder / "power").iterdir()):
             data = trace.read_bytes()
-            if plain:
+            if trace.suffix == ".json":  # power/stats.json
+                json.loads(data)
+            elif plain:
                 rows = list(csv.reader(io.StringIO(data.decode())))
                 [[float(x) if x else None for x in r] for r in rows[1:]]
             else:
                 np.loadtxt(io.BytesIO(data), delimiter=",", skiprows=1, ndmin=2)
     return time.perf_counter() - started
+
+
+def _hide_stats(root: Path, hide: bool) -> None:
+    """Rename every ``power/stats.json`` away (``hide``) or back."""
+    names = ("stats.json", "stats.json.hidden")
+    src, dst = names if hide else names[::-1]
+    for folder in root.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(folder / "power" / src, folder / "power" / dst)
 
 
 def _peak_rss_of_tree(proc: subprocess.Popen, peak: list[float]) -> None:
@@ -231,7 +258,7 @@ def main() -> int:
                          "shared with others)")
     args = ap.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="mlee-bench-"))
-    runs, out = base / "runs", base / "merged.json"
+    runs, out, parsed_out = base / "runs", base / "merged.json", base / "merged-parsed.json"
     try:
         t = time.perf_counter()
         if args.reuse and args.dir is not None and runs.is_dir():
@@ -242,6 +269,8 @@ def main() -> int:
             have = sum(1 for _ in runs.iterdir())
             if have != args.folders:
                 raise SystemExit(f"{runs} holds {have} folders, not {args.folders}: generate again without --reuse")
+            if not (runs / ident(0) / "power" / "stats.json").is_file():
+                raise SystemExit(f"{runs} was generated without power/stats.json: generate again without --reuse")
             how = "reused"
         else:
             generate(runs, args.folders, args.seconds, args.hz)
@@ -285,6 +314,13 @@ def main() -> int:
             t = time.perf_counter()
             merge_into(out, [runs], update=True)
             upd_inprocs.append(time.perf_counter() - t)
+        # Folders of older mlee versions and killed runs have no power/stats.json: every trace is parsed.
+        # Last, since renaming changes the power/ folders' mtimes, which --update would notice.
+        _hide_stats(runs, True)
+        try:
+            parsed_s, parsed_mb, _ = run_merge([str(runs), "-o", str(parsed_out), "--overwrite"])
+        finally:
+            _hide_stats(runs, False)
         floor_s = min(floors)
 
         def fig(values: list[float]) -> str:
@@ -299,6 +335,8 @@ def main() -> int:
             ("cold merge (default readers)", fig(colds), "< 10 s, < 2x floor",
              f"{min(colds) / floor_s:.2f}x best/best; {median(ratios):.2f}x median of rounds"),
             ("cold merge (-j 1)", fig(serials), "", f"{min(serials) / floor_s:.2f}x"),
+            ("cold merge, every trace parsed (no stats.json)", f"{parsed_s:.2f} s", "",
+             f"{parsed_s / floor_s:.2f}x; {parsed_mb:.0f} MB peak"),
             ("cold merge peak memory (process tree)", f"{cold_mb:.0f} MB", "< 500 MB", ""),
             ("cold merge -j 1 peak memory", f"{serial_mb:.0f} MB", "< 500 MB", ""),
             ("database size", f"{db_mb:.1f} MB", "", ""),

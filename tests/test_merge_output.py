@@ -117,7 +117,7 @@ def test_read_only_output_location_fails_cleanly_and_keeps_the_old_database(tmp_
     assert proc.returncode == 1, proc.stderr
     assert "Permission denied" in proc.stderr and "Traceback" not in proc.stderr
     assert out.read_bytes() == before
-    assert sorted(os.listdir(outdir)) == ["db.json", "db.json.lock", "db.mlee-index.json"]  # no temp file left
+    assert sorted(os.listdir(outdir)) == ["db.json", "db.json.lock", "db.mlee-index"]  # no temp file left
 
 
 def _limit_file_size(limit: int):

@@ -181,3 +181,56 @@ def test_an_update_that_changes_nothing_leaves_the_database_file_alone(tmp_path)
     added = run(runs, "-o", out, "--update")
     assert "wrote " in added.output and "is up to date" not in added.output
     assert len(json.loads(out.read_text())["records"]) == 4
+
+
+def test_the_unchanged_check_in_two_processes_finds_changes_in_either_half(tmp_path, monkeypatch):
+    import mlee.results.reading as reading
+
+    monkeypatch.setattr(reading, "PARALLEL_MIN_CHECKS", 2)  # fork for these few folders too
+    runs, out, _ = _merged(tmp_path, 6)
+    folders = sorted(runs.iterdir())
+    for f in (folders[1], folders[4]):  # one in each half
+        edit_results(f, model="Edited")
+    result = run(runs, "-o", out, "--update")
+    assert result.exit_code == 0 and "2 input(s) read, 4 unchanged" in result.output, result.output
+    models = sorted(r["model"] for r in json.loads(out.read_text())["records"])
+    assert models.count("Edited") == 2
+
+
+def test_flags_in_two_equal_the_serial_answers_and_survive_a_dying_child(monkeypatch):
+    import mlee.results.reading as reading
+
+    monkeypatch.setattr(reading, "PARALLEL_MIN_CHECKS", 2)
+    n = 5001  # more answers than a pipe buffer holds at once, and an odd count
+    assert reading.flags_in_two(n, lambda i: i % 3 == 0) == [i % 3 == 0 for i in range(n)]
+    parent = os.getpid()
+
+    def fails_in_the_child(i: int) -> bool:
+        if os.getpid() != parent:
+            raise RuntimeError("child lost")
+        return i % 2 == 1
+
+    assert reading.flags_in_two(10, fails_in_the_child) == [i % 2 == 1 for i in range(10)]
+
+
+def test_the_index_is_checked_before_it_is_decoded(tmp_path):
+    from mlee.results.database import decode_index, encode_index
+
+    content = {"kind": "mlee-merge-index", "inputs": {"/a": {"fingerprint": "x", "ids": ["r1"]}}, "n": [1, 2.5, None]}
+    data = encode_index(content)
+    assert decode_index(data) == content
+    flipped = bytearray(data)
+    flipped[-2] ^= 0x01
+    other_python = data.replace(b" marshal ", b" marshal9 ", 1)
+    for bad in (bytes(flipped), data[:-1], data + b"x", other_python, b"", b'{"kind": "mlee-merge-index"}'):
+        assert decode_index(bad) is None
+
+
+def test_an_index_left_by_an_older_mlee_is_replaced(tmp_path):
+    runs, out, full = _merged(tmp_path, 2)
+    old = tmp_path / "db.mlee-index.json"
+    old.write_text('{"kind": "mlee-merge-index", "version": 2}')
+    _make(runs, 1, offset=2)
+    result = run(runs, "-o", out, "--update")
+    assert result.exit_code == 0 and "1 input(s) read, 2 unchanged" in result.output
+    assert not old.exists() and index_path(out).exists()

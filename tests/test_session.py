@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def test_folder_files_follow_the_design_and_the_schemas(tmp_path, clock):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "environment.json", "log.txt", "power",
                                                          "results.json"]
     assert sorted(p.name for p in (folder / "power").iterdir()) == [
-        "host.csv", "nvml_0.csv", "rapl_package-0-dram.csv", "rapl_package-0.csv"]
+        "host.csv", "nvml_0.csv", "rapl_package-0-dram.csv", "rapl_package-0.csv", "stats.json"]
     for name in ("results", "config", "environment"):
         schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
         jsonschema.validate(load(folder, f"{name}.json"), schema)
@@ -72,6 +73,41 @@ def test_folder_files_follow_the_design_and_the_schemas(tmp_path, clock):
     assert env["gpus"][0]["uuid"].startswith("GPU-") and env["gpus"][0]["driver"] == "550.54.15"
     assert env["cpu"]["cores_logical"] >= 1 and env["packages"]["mlee"] == mlee.__version__
     assert "sources: rapl:package-0" in (folder / "log.txt").read_text()
+
+
+def test_the_traces_statistics_are_stored_as_a_merge_computes_them(tmp_path, clock):
+    from mlee.results.schema import problem
+    from mlee.results.traces import trace_stats
+
+    machine = fake_machine(tmp_path, clock)
+    with session(tmp_path, machine) as m:
+        clock.advance(2.0)
+    power = m.result.folder / "power"
+    doc = load(power, "stats.json")
+    assert problem("trace_stats", doc) is None
+    assert sorted(doc["traces"]) == sorted(p.name for p in power.glob("*.csv"))
+    for name, entry in doc["traces"].items():
+        data = (power / name).read_bytes()
+        assert (entry["size_bytes"], entry["crc32"]) == (len(data), f"{zlib.crc32(data):08x}")
+        parsed, _ = trace_stats(power / name, name[:-4])
+        assert {f"{name[:-4]}.{c}": v for c, v in entry["channels"].items()} == parsed
+    assert doc["traces"]["rapl_package-0.csv"]["channels"]["energy_j"]["max"] == pytest.approx(80.0)
+
+
+def test_a_stats_file_that_cannot_be_written_loses_nothing(tmp_path, clock, monkeypatch):
+    import mlee.fsutil
+
+    def disk_full(path, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    machine = fake_machine(tmp_path, clock)
+    with session(tmp_path, machine) as m:
+        clock.advance(1.0)
+        monkeypatch.setattr(mlee.fsutil, "atomic_write_json", disk_full)
+    assert m.result.status == "completed" and load(m.result.folder, "results.json")["status"] == "completed"
+    assert not (m.result.folder / "power" / "stats.json").exists()
+    assert "power/stats.json not written ([Errno 28] No space left on device)" in (
+        m.result.folder / "log.txt").read_text()
 
 
 def test_results_json_says_running_while_the_session_runs(tmp_path, clock):

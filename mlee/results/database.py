@@ -4,9 +4,11 @@ Layout on disk: canonical JSON with sorted keys where each record, summary and s
 line of its own. That keeps writing fast (the C encoder, no indentation pass), diffs readable (one line per
 record), and lets ``--update`` copy unchanged records as bytes. The same content always gives the same bytes.
 
-Next to ``merged.json`` the merge keeps ``merged.mlee-index.json`` (which input produced which record, with
-file sizes and mtimes) so ``--update`` can skip unchanged folders; it is a cache: when missing or stale
-(the database changed since), the merge falls back to reading everything and loses nothing.
+Next to ``merged.json`` the merge keeps ``merged.mlee-index`` (which input produced which record, with
+file sizes and mtimes) so ``--update`` can skip unchanged folders; it is a cache: when missing, stale (the
+database changed since), damaged or written by another Python, the merge falls back to reading everything
+and loses nothing. It is Python's ``marshal`` format behind a length and CRC-32, not JSON: for 10,000
+records that reads and writes it in about 0.06 s instead of 0.17 s.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import marshal
 import os
+import struct
+import sys
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +37,7 @@ SCHEMA_VERSION = 1
 #: Largest database read. Units: bytes.
 MAX_DATABASE_BYTES = 4 << 30
 INDEX_KIND = "mlee-merge-index"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 
 def dumps_line(item: Any) -> bytes:
@@ -40,9 +46,9 @@ def dumps_line(item: Any) -> bytes:
 
 
 def index_path(db_path: str | Path) -> Path:
-    """Where the ``--update`` index of a database lives: ``merged.json`` -> ``merged.mlee-index.json``."""
+    """Where the ``--update`` index of a database lives: ``merged.json`` -> ``merged.mlee-index``."""
     p = Path(db_path)
-    return p.with_name(f"{p.stem}.mlee-index.json")
+    return p.with_name(f"{p.stem}.mlee-index")
 
 
 def lock_path(db_path: str | Path) -> Path:
@@ -248,12 +254,39 @@ def write_bytes_atomic(path: Path, data: bytes | list[Part], durable: bool = Tru
                 os.unlink(tmp)
 
 
+def _index_head() -> bytes:
+    """First bytes of an index file: what it is, and the Python whose marshal format it uses."""
+    return f"{INDEX_KIND} {INDEX_VERSION} {sys.implementation.cache_tag} marshal {marshal.version}\n".encode()
+
+
+def encode_index(idx: dict) -> bytes:
+    """The index file's bytes: :func:`_index_head`, payload length and CRC-32, then the marshal payload."""
+    payload = marshal.dumps(idx)
+    return _index_head() + struct.pack("<QI", len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_index(data: bytes) -> Any:
+    """The content of an index file, or None when it is not one this Python wrote whole (another mlee or
+    Python version, torn, empty or damaged: the length and CRC-32 must match before anything is decoded)."""
+    head = _index_head()
+    if not data.startswith(head) or len(data) < len(head) + 12:
+        return None
+    length, crc = struct.unpack_from("<QI", data, len(head))
+    payload = memoryview(data)[len(head) + 12:]
+    if len(payload) != length or zlib.crc32(payload) != crc:
+        return None
+    try:
+        return marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return None
+
+
 def read_index(db_path: Path) -> dict | None:
     """The ``--update`` index of a database when it matches the database file as it is now, else None."""
     ipath = index_path(db_path)
     try:
         st = os.stat(db_path)
-        idx = parse_json(read_bytes(ipath, MAX_DATABASE_BYTES), ipath.name)
+        idx = decode_index(read_bytes(ipath, MAX_DATABASE_BYTES))
     except (OSError, ResultFormatError):
         return None
     if not isinstance(idx, dict) or idx.get("kind") != INDEX_KIND or idx.get("version") != INDEX_VERSION:
@@ -276,12 +309,13 @@ def write_index(db_path: Path, st: os.stat_result, content: dict) -> None:
     """
     idx = {"kind": INDEX_KIND, "version": INDEX_VERSION,
            "database": {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}, **content}
-    data = json.dumps(idx, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    with contextlib.suppress(OSError):  # the JSON index of mlee 0.1.0 and earlier
+        os.unlink(db_path.with_name(f"{db_path.stem}.mlee-index.json"))
     try:
         # Not fsync-ed: a crash can only leave an old, torn or empty index, which read_index rejects (the
-        # database stamp or the JSON does not match), and the next --update reads the database instead.
-        write_bytes_atomic(index_path(db_path), data, durable=False)
-    except OutputError:
+        # database stamp or the length and CRC-32 do not match), and the next --update reads the database.
+        write_bytes_atomic(index_path(db_path), encode_index(idx), durable=False)
+    except (OutputError, ValueError):
         # The index only speeds up --update; the database itself is written and complete.
         with contextlib.suppress(OSError):
             os.unlink(index_path(db_path))

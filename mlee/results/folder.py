@@ -11,7 +11,8 @@ from mlee.errors import ResultFormatError
 from mlee.results.environment import environment_name
 from mlee.results.jsonio import read_json_object
 from mlee.results.schema import check_version, problem
-from mlee.results.traces import trace_stats
+from mlee.results.statsfile import load_trace_stats, stored_stats
+from mlee.results.traces import trace_names, trace_stats
 
 ORIGIN = "mlee"
 #: Files every experiment folder must hold.
@@ -28,12 +29,11 @@ def source_file(source_name: str) -> str:
 def trace_files(folder: str | Path) -> list[str]:
     """The ``power/*.csv`` file names of a folder, sorted (missing ``power/`` gives none)."""
     try:
-        names = [e.name for e in os.scandir(os.path.join(folder, "power"))]
+        return trace_names(os.path.join(folder, "power"))
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise ResultFormatError(f"power/ cannot be listed: {exc.strerror or exc}") from None
-    return sorted(n for n in names if n.endswith(".csv") and not n.startswith("."))
 
 
 def _check_sum(energy: dict, where: str, extra_j: float = 0.0) -> None:
@@ -113,12 +113,16 @@ def read_experiment(folder: str | Path, include_traces: bool = False, trace_name
             raise ResultFormatError(f"power/{source_file(src['name'])} is missing (trace of source {src['name']})")
     traces: dict[str, dict] = {}
     samples: dict[str, list] | None = {} if include_traces else None
+    stored = load_trace_stats(base) if names and not include_traces else {}
     for name in names:
-        stats, raw = trace_stats(base + "power" + os.sep + name, name[:-4], include_samples=include_traces,
-                                 on_stat=note("power/" + name))
+        path = base + "power" + os.sep + name
+        entry = stored.get(name)
+        stats = stored_stats(path, name[:-4], entry, note("power/" + name)) if entry is not None else None
+        if stats is None:
+            stats, raw = trace_stats(path, name[:-4], include_samples=include_traces, on_stat=note("power/" + name))
+            if samples is not None and raw is not None:
+                samples.update(raw)
         traces.update(stats)
-        if samples is not None and raw is not None:
-            samples.update(raw)
     record: dict[str, Any] = dict(results)
     record["origin"] = ORIGIN
     record["config"] = config
@@ -168,8 +172,7 @@ def fingerprint(folder: str | Path, known: str | None = None, probe: os.stat_res
             names = [p.split(_FS, 1)[0] for p in parts[len(REQUIRED_FILES) + 1:]]
     if names is None:
         try:
-            names = [f"power/{n}" for n in sorted(e.name for e in os.scandir(base + "power")
-                                                  if e.name.endswith(".csv") and not e.name.startswith("."))]
+            names = [f"power/{n}" for n in trace_names(base + "power")]
         except OSError:
             names = []
     out.extend(_stat_entry(base + n, n) for n in names)
@@ -185,8 +188,7 @@ def power_listing(folder: str | Path) -> tuple[str, list[str] | None]:
     except OSError:
         return f"power/{_FS}missing", None
     try:
-        return entry, sorted(e.name for e in os.scandir(base + "power")
-                             if e.name.endswith(".csv") and not e.name.startswith("."))
+        return entry, trace_names(base + "power")
     except OSError:
         return entry, None
 

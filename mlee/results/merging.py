@@ -21,7 +21,7 @@ from mlee.results.database import (dumps_line, load_database, locked, parse_data
 from mlee.results.discover import Input, discover
 from mlee.results.folder import fingerprint
 from mlee.results.ranks import combine, group_jobs, job_problem
-from mlee.results.reading import file_fingerprint, paused_gc, read_all
+from mlee.results.reading import file_fingerprint, flags_in_two, paused_gc, read_all
 from mlee.results.splice import Part, Source, Span, joined
 from mlee.results.summary import facts, pack_facts, summarise, unpack_facts
 
@@ -147,17 +147,20 @@ def _combine_ranks(ranks: list[tuple[Input, dict]], entries: dict[str, dict]) ->
 
 def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[Input]]:
     """Split inputs into those to read and those unchanged since the previous merge (same fingerprint)."""
-    fresh: list[Input] = []
-    reused: list[Input] = []
+    known: list[tuple[Input, str | None]] = []
     for inp in inputs:
         old = prev.inputs.get(inp.key)
         if old is not None and old.get("display") == inp.display:
-            fp = (fingerprint(inp.location, old.get("fingerprint"), inp.probe) if inp.kind == "folder"
-                  else file_fingerprint(inp.path))
-            if fp == old.get("fingerprint"):
-                reused.append(inp)
-                continue
-        fresh.append(inp)
+            known.append((inp, old.get("fingerprint")))
+
+    def unchanged(i: int) -> bool:
+        inp, old_fp = known[i]
+        fp = fingerprint(inp.location, old_fp, inp.probe) if inp.kind == "folder" else file_fingerprint(inp.path)
+        return fp == old_fp
+
+    same = {inp.key for (inp, _), ok in zip(known, flags_in_two(len(known), unchanged)) if ok}
+    fresh = [inp for inp in inputs if inp.key not in same]
+    reused = [inp for inp in inputs if inp.key in same]
     return fresh, reused
 
 

@@ -22,13 +22,13 @@ from mlee.errors import ResultFormatError
 from mlee.results.jsonio import a_json_type
 
 #: Current version of each versioned file kind; readers refuse anything newer.
-CURRENT_VERSIONS = {"results": 1, "database": 1}
+CURRENT_VERSIONS = {"results": 1, "database": 1, "trace_stats": 1}
 #: Oldest version each reader still accepts (older ones are upgraded through MIGRATIONS).
-MIN_VERSIONS = {"results": 1, "database": 1}
+MIN_VERSIONS = {"results": 1, "database": 1, "trace_stats": 1}
 #: (kind, from_version) -> function turning a document of that version into one of the next version.
 MIGRATIONS: dict[tuple[str, int], Callable[[dict], dict]] = {}
 
-SCHEMA_FILES = ("results", "config", "environment", "database")
+SCHEMA_FILES = ("results", "config", "environment", "database", "trace_stats")
 
 Check = Callable[[Any, str], "str | None"]
 

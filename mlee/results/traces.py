@@ -70,6 +70,15 @@ class _Acc:
                 "n": self.n}
 
 
+def trace_names(power_dir: str) -> list[str]:
+    """The trace files of a ``power/`` folder: ``*.csv`` names not starting with a dot, sorted.
+
+    Raises:
+        OSError: the folder cannot be listed (FileNotFoundError when there is none).
+    """
+    return sorted(e.name for e in os.scandir(power_dir) if e.name.endswith(".csv") and not e.name.startswith("."))
+
+
 def _header(line: bytes, name: str) -> list[str]:
     try:
         cols = [c.strip() for c in line.decode("utf-8").strip().split(",")]
@@ -138,7 +147,8 @@ def _parse_block(block: bytes, ncols: int, first_row: int, name: str) -> tuple[A
 
 def trace_stats(path: str | Path, label: str, include_samples: bool = False,
                 max_bytes: int = MAX_TRACE_BYTES,
-                on_stat: Callable[[os.stat_result], None] | None = None) -> tuple[dict[str, dict], dict[str, list] | None]:
+                on_stat: Callable[[os.stat_result], None] | None = None,
+                on_bytes: Callable[[bytes], None] | None = None) -> tuple[dict[str, dict], dict[str, list] | None]:
     """Statistics of every channel of one trace file, optionally with its raw samples.
 
     Args:
@@ -147,6 +157,8 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
         include_samples: Also return every column's values (``t_s`` included; empty cells as None).
         max_bytes: Refuse larger files. Units: bytes.
         on_stat: Called with the stat of the open file before it is read (see ``jsonio.read_bytes``).
+        on_bytes: Called with every block of bytes as it is read, in order (their concatenation is what was
+            parsed), e.g. to checksum exactly those bytes.
 
     Returns:
         ``({"<label>.<column>": {"min","max","mean","std","n"}}, samples or None)``.
@@ -176,6 +188,8 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
             first, eof = _read_block(fh, BLOCK_BYTES, st.st_size)
         except OSError as exc:
             raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
+        if on_bytes is not None:
+            on_bytes(first)
         nl = first.find(b"\n")
         if not first.strip():
             raise ResultFormatError(f"{name} is empty (no header line)")
@@ -194,6 +208,8 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
             except OSError as exc:
                 raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
             total += len(more)
+            if on_bytes is not None and more:
+                on_bytes(more)
             if total > max_bytes:
                 raise ResultFormatError(f"{name} grew past the {max_bytes / 1e6:.0f} MB limit while being read")
             data = pending + more
