@@ -187,6 +187,7 @@ def test_the_unchanged_check_in_two_processes_finds_changes_in_either_half(tmp_p
     import mlee.results.reading as reading
 
     monkeypatch.setattr(reading, "PARALLEL_MIN_CHECKS", 2)  # fork for these few folders too
+    monkeypatch.setattr(reading, "usable_cpus", lambda: 2)
     runs, out, _ = _merged(tmp_path, 6)
     folders = sorted(runs.iterdir())
     for f in (folders[1], folders[4]):  # one in each half
@@ -201,9 +202,20 @@ def test_flags_in_two_equal_the_serial_answers_and_survive_a_dying_child(monkeyp
     import mlee.results.reading as reading
 
     monkeypatch.setattr(reading, "PARALLEL_MIN_CHECKS", 2)
-    n = 5001  # more answers than a pipe buffer holds at once, and an odd count
-    assert reading.flags_in_two(n, lambda i: i % 3 == 0) == [i % 3 == 0 for i in range(n)]
+    monkeypatch.setattr(reading, "usable_cpus", lambda: 2)
     parent = os.getpid()
+    here: list[int] = []
+
+    def every_third(i: int) -> bool:
+        if os.getpid() == parent:
+            here.append(i)
+        return i % 3 == 0
+
+    n = 5001  # an odd count
+    assert reading.flags_in_two(n, every_third) == [i % 3 == 0 for i in range(n)]
+    assert here == list(range(n // 2))  # the other half was answered by the child
+    big = 200_001  # more answers than a pipe holds: the child waits until they are read
+    assert reading.flags_in_two(big, lambda i: i % 7 == 1) == [i % 7 == 1 for i in range(big)]
 
     def fails_in_the_child(i: int) -> bool:
         if os.getpid() != parent:

@@ -69,6 +69,14 @@ def _outcome(inp: Input, include_traces: bool, names: list[str] | None,
         return ("skip", "nested too deeply to be an mlee file")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as under SLURM or taskset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def default_jobs(sample_s: float = 0.1, proc_stat: str = "/proc/stat") -> int:
     """Reader processes when not told: the CPUs idle right now, 1 to 4.
 
@@ -79,10 +87,7 @@ def default_jobs(sample_s: float = 0.1, proc_stat: str = "/proc/stat") -> int:
 
     Units: ``sample_s`` in seconds.
     """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if cpus <= 1:
         return 1
     fraction = _idle_fraction(sample_s, proc_stat)
@@ -162,7 +167,7 @@ def flags_in_two(n: int, test: Callable[[int], bool]) -> list[bool]:
     a pipe. Where fork is missing or fails, everything runs here; a child that dies leaves its half to this
     process, so the answers never depend on how they were computed.
     """
-    if n < PARALLEL_MIN_CHECKS or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+    if n < PARALLEL_MIN_CHECKS or not hasattr(os, "fork") or usable_cpus() < 2:
         return [test(i) for i in range(n)]
     mid = n // 2
     try:
