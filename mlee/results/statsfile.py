@@ -72,13 +72,13 @@ def write_trace_stats(folder: str | Path) -> tuple[Path | None, dict[str, str]]:
     return atomic_write_json(os.path.join(power, STATS_FILE), doc, indent=None), problems
 
 
-def load_trace_stats(folder: str | Path, on_stat: Callable[[os.stat_result], None] | None = None) -> dict[str, dict]:
+def load_trace_stats(folder: str | Path) -> dict[str, dict]:
     """The entries of ``<folder>/power/stats.json`` by trace file name; empty when there is no usable file
     (missing, unreadable, not valid JSON, another kind, a version this mlee does not read, or failing its
     schema): the traces are then parsed, which gives the same records."""
     path = os.path.join(os.fspath(folder), "power", STATS_FILE)
     try:
-        doc = parse_json(read_bytes(path, MAX_STATS_BYTES, on_stat), STATS_FILE)
+        doc = parse_json(read_bytes(path, MAX_STATS_BYTES), STATS_FILE)
     except ResultFormatError:
         return {}
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
