@@ -206,3 +206,20 @@ def test_property_stored_statistics_equal_parsed_ones(tmp_path_factory, rows):
     assert problems == {}
     entry = load_trace_stats(d)["nvml_0.csv"]
     assert stored_stats(str(trace), "nvml_0", entry) == trace_stats(trace, "nvml_0")[0]
+
+
+def test_merge_says_how_many_traces_it_had_to_parse(tmp_path):
+    from mlee.results import merge_into
+    from results_builders import run_merge
+
+    runs = _runs(tmp_path)
+    said = run_merge(runs, "-o", tmp_path / "a.json")
+    assert said.exit_code == 0
+    assert "10 trace(s) had no matching power/stats.json and were parsed" in said.output
+    _store_all(runs)
+    said = run_merge(runs, "-o", tmp_path / "b.json")
+    assert said.exit_code == 0 and "had no matching" not in said.output
+    one = sorted(runs.glob("*/power/host.csv"))[0]
+    one.write_bytes(one.read_bytes() + b"0.3,1,2,3,4\n")
+    assert merge_into(tmp_path / "c.json", [runs]).traces_parsed == 1
+    assert merge_into(tmp_path / "d.json", [runs], include_traces=True).traces_parsed == 10

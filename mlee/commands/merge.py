@@ -62,6 +62,9 @@ def register(app: typer.Typer) -> None:
         done = f"{output} is up to date (not rewritten)" if report.unchanged else f"wrote {output}"
         message(f"{done}: {report.records} record(s), {report.summaries} summary(ies), "
                 f"{len(report.skipped)} skipped; {report.read} input(s) read{reused}{archived}")
+        if report.traces_parsed and not include_traces:
+            message(f"{report.traces_parsed} trace(s) had no matching power/stats.json and were parsed "
+                    "(folders of an older mlee or of killed runs, or traces changed after the run)")
         if strict and report.skipped:
             message(f"--strict: {len(report.skipped)} input(s) were skipped")
             return 1

@@ -78,7 +78,7 @@ def check_results(results: dict, label: str = "results.json") -> dict:
 
 
 def read_experiment(folder: str | Path, include_traces: bool = False, trace_names: list[str] | None = None,
-                    seen: dict[str, os.stat_result] | None = None) -> dict:
+                    seen: dict[str, os.stat_result] | None = None, parsed: list[str] | None = None) -> dict:
     """Read one experiment folder into a database record.
 
     The record is ``results.json`` plus ``environment`` (group name), ``origin``, ``config``,
@@ -90,6 +90,8 @@ def read_experiment(folder: str | Path, include_traces: bool = False, trace_name
         trace_names: A listing of ``power/`` just taken (see :func:`power_listing`); None lists it.
         seen: Filled with the stat of every file as it is opened (keys as in the fingerprint:
             ``"results.json"``, ``"power/host.csv"``), for :func:`compose_fingerprint`.
+        parsed: Given, the names of the traces that were parsed (no matching ``power/stats.json`` entry)
+            are appended to it.
 
     Raises:
         ResultFormatError: the folder cannot be trusted, with the reason (missing or truncated file, wrong
@@ -119,6 +121,8 @@ def read_experiment(folder: str | Path, include_traces: bool = False, trace_name
         entry = stored.get(name)
         stats = stored_stats(path, name[:-4], entry, note("power/" + name)) if entry is not None else None
         if stats is None:
+            if parsed is not None:
+                parsed.append(name)
             stats, raw = trace_stats(path, name[:-4], include_samples=include_traces, on_stat=note("power/" + name))
             if samples is not None and raw is not None:
                 samples.update(raw)

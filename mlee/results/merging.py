@@ -40,6 +40,8 @@ class MergeReport:
             as it was (not rewritten, so its modification time tells when its content last changed).
         archived: Archives written.
         database: The database as a dict (only when asked for).
+        traces_parsed: Traces of the inputs read that were parsed because no ``power/stats.json`` entry
+            matched their bytes (older or killed runs, traces edited after the run, ``--include-traces``).
     """
 
     output: Path | None
@@ -51,6 +53,7 @@ class MergeReport:
     archived: list[Path] = field(default_factory=list)
     database: dict | None = None
     unchanged: bool = False
+    traces_parsed: int = 0
 
 
 @dataclass
@@ -268,8 +271,10 @@ def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output:
             skipped[(s["path"], s["reason"])] = s
     for s in found_skips:
         skipped[(s.display, s.reason)] = {"path": s.display, "reason": s.reason}
+    traces_parsed = 0
     for inp in fresh:
         out = outcomes[inp.key]
+        traces_parsed += out[-2]
         entry = {"display": inp.display, "fingerprint": out[-1], "ids": [], "skip": None, "rank": out[0] == "rank"}
         entries[inp.key] = entry
         if out[0] == "skip":
@@ -292,7 +297,7 @@ def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output:
             raise UsageError(f"{output} holds {len(lost)} record(s) that these inputs do not give "
                              f"(e.g. {lost[0]}); they would be lost",
                              "use --update to add to it, or --overwrite to replace it")
-    report = MergeReport(output=output, read=len(fresh), reused=len(reused))
+    report = MergeReport(output=output, read=len(fresh), reused=len(reused), traces_parsed=traces_parsed)
     if archive is not None:
         report.archived = _archive(inputs, entries, {i.key for i in fresh}, archive)
     order = sorted(lines)

@@ -36,26 +36,29 @@ def file_fingerprint(path: Path) -> str:
 
 
 def read_input(inp: Input, include_traces: bool = False) -> tuple:
-    """Read one input. Returns ``("record", id, line, facts, fp)``, ``("rank", record, fp)`` or
-    ``("skip", reason, fp)``; never raises for bad input (the reason is returned).
+    """Read one input. Returns ``("record", id, line, facts, parsed, fp)``, ``("rank", record, parsed, fp)``
+    or ``("skip", reason, parsed, fp)``, where ``parsed`` counts the traces that had to be parsed (no
+    matching ``power/stats.json`` entry); never raises for bad input (the reason is returned).
 
     A folder's fingerprint is made from the stats of its files as they were opened for reading (what was
     read is what is fingerprinted, and no file is stat-ed twice)."""
     if inp.kind != "folder":
-        return (*_outcome(inp, include_traces, None, None), file_fingerprint(inp.path))
+        return (*_outcome(inp, include_traces, None, None, None), 0, file_fingerprint(inp.path))
     seen: dict[str, os.stat_result] = {}
+    parsed: list[str] = []
     power, names = power_listing(inp.location)
-    outcome = _outcome(inp, include_traces, names, seen)
-    return (*outcome, compose_fingerprint(inp.location, seen, power, names))
+    outcome = _outcome(inp, include_traces, names, seen, parsed)
+    return (*outcome, len(parsed), compose_fingerprint(inp.location, seen, power, names))
 
 
 def _outcome(inp: Input, include_traces: bool, names: list[str] | None,
-             seen: dict[str, os.stat_result] | None) -> tuple:
+             seen: dict[str, os.stat_result] | None, parsed: list[str] | None) -> tuple:
     try:
         if inp.kind == "legacy":
             rec = read_legacy_file(inp.path, origin_path=inp.display)
         else:
-            rec = read_experiment(inp.location, include_traces=include_traces, trace_names=names, seen=seen)
+            rec = read_experiment(inp.location, include_traces=include_traces, trace_names=names, seen=seen,
+                                  parsed=parsed)
         if is_rank_record(rec):
             return ("rank", rec)
         try:
