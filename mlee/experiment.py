@@ -198,6 +198,38 @@ def rank_info(env: dict[str, str] | None = None) -> dict | None:
     }
 
 
+def config_json(m: Any) -> dict:
+    """``config.json`` of a session: its own arguments over the caller's ``config``."""
+    return {**m.config, "kind": m.kind, "name": m.name, "output_dir": str(m.output_dir),
+            "interval_s": m.interval_s, "requested_interval_s": m.requested_interval_s,
+            "sources": m.requested_sources, "baseline_s": m.baseline_s, "country": m.country, "pue": m.pue}
+
+
+def write_environment(folder: Path, gpus: list | None, nvml: Any) -> str | None:
+    """Collect the machine's facts and write ``environment.json``; on any failure the error as text (it is
+    reported in ``log.txt`` at the end: a missing environment must not kill a measurement)."""
+    from mlee import environment
+
+    try:
+        write_json(folder, "environment.json", environment.collect(gpus=gpus, nvml=nvml))
+    except Exception as exc:  # noqa: BLE001 - see above
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def store_trace_stats(folder: Path) -> list[str]:
+    """Write ``power/stats.json`` (the traces' statistics, so that merges need not parse the traces) and
+    return the lines for ``log.txt`` about what could not be stored. A merge parses any trace without a
+    matching entry, so a failure here costs merge time only, never data."""
+    from mlee.results.statsfile import write_trace_stats
+
+    try:
+        _, problems = write_trace_stats(folder)
+    except (OSError, ValueError) as exc:
+        return [f"power/stats.json not written ({exc}); mlee merge will parse the traces"]
+    return [f"power/{name}: no statistics stored ({reason})" for name, reason in problems.items()]
+
+
 def window_record(m: Any, name: str, start: Any, end: Any, measured: bool, n_samples: int | None,
                   complete: bool) -> dict:
     """One entry of ``windows``: the energy between two synchronous sampler snapshots."""

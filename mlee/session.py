@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from mlee.errors import Interrupted, MleeError, UsageError
-from mlee.experiment import DEFAULT_OUTPUT_DIR, check_session_args, create_folder, write_json
+from mlee.experiment import (DEFAULT_OUTPUT_DIR, check_session_args, config_json, create_folder, store_trace_stats,
+                             write_environment, write_json)
 from mlee.monitors.base import Domain, Method
 
 #: Keys of results.json the session owns; add_results() may not overwrite them.
@@ -171,7 +172,7 @@ class Measurement:
                 self.interval_s = max(MIN_INTERVAL_S, min(limits))  # read every counter 4x per wrap period
             self.folder = create_folder(self.output_dir, self.kind, self.name, self._start_wall)
             self.id = self.folder.name
-            write_json(self.folder, "config.json", self._config_json())
+            write_json(self.folder, "config.json", config_json(self))
             self._env_thread = threading.Thread(target=self._write_environment, name="mlee-environment", daemon=True)
             self._env_thread.start()
             if self._write_log:
@@ -205,15 +206,9 @@ class Measurement:
 
     def _write_environment(self) -> None:
         """Write environment.json off the start path (package metadata and NVML take ~100 ms)."""
-        from mlee import environment
-
         gpus = [s.detail for s in self._opened.sources if s.domain is Domain.gpu]
         nvml_tried = any(s["name"] == "nvml" for s in self._opened.skipped)
-        try:
-            facts = environment.collect(gpus=gpus if (gpus or nvml_tried) else None, nvml=self._nvml)
-            write_json(self.folder, "environment.json", facts)
-        except Exception as exc:  # noqa: BLE001 - reported at the end, must not kill a measurement
-            self._env_error = f"{type(exc).__name__}: {exc}"
+        self._env_error = write_environment(self.folder, gpus if (gpus or nvml_tried) else None, self._nvml) or ""
 
     def _join_environment(self) -> None:
         if self._env_thread is not None:
@@ -221,19 +216,6 @@ class Measurement:
             self._env_thread = None
         if self._env_error:
             self.log(f"environment.json not written: {self._env_error}")
-
-    def _write_trace_stats(self) -> None:
-        """Store the traces' statistics in ``power/stats.json`` so that merges need not parse them; a merge
-        parses any trace without a matching entry, so a failure here costs merge time only, never data."""
-        from mlee.results.statsfile import write_trace_stats
-
-        try:
-            _, problems = write_trace_stats(self.folder)
-        except (OSError, ValueError) as exc:
-            self.log(f"power/stats.json not written ({exc}); mlee merge will parse the traces")
-            return
-        for name, reason in problems.items():
-            self.log(f"power/{name}: no statistics stored ({reason})")
 
     def _abort_start(self) -> None:
         self._join_environment()
@@ -246,12 +228,6 @@ class Measurement:
             self._log_fh.close()
             self._log_fh = None
         self._state = "done"
-
-    def _config_json(self) -> dict:
-        return {**self.config, "kind": self.kind, "name": self.name, "output_dir": str(self.output_dir),
-                "interval_s": self.interval_s, "requested_interval_s": self.requested_interval_s,
-                "sources": self.requested_sources, "baseline_s": self.baseline_s, "country": self.country,
-                "pue": self.pue}
 
     def log(self, line: str) -> None:
         """Append one line to ``log.txt`` with the session time (no-op without a log)."""
@@ -363,7 +339,8 @@ class Measurement:
         end = self._sampler.stop()
         self._join_environment()
         self._close_mark(end)
-        self._write_trace_stats()
+        for line in store_trace_stats(self.folder):
+            self.log(line)
         end_wall = dt.datetime.now(dt.timezone.utc)
         self.log(f"status: {status}" + (f" ({error})" if error else ""))
         results = build_results(self, end, end_wall, status, error)

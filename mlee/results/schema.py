@@ -299,7 +299,7 @@ def check_version(kind: str, document: dict, label: str) -> dict:
     """Refuse newer versions, upgrade older ones, and return the document at the current version.
 
     Args:
-        kind: ``"results"`` or ``"database"``.
+        kind: ``"results"``, ``"database"`` or ``"trace_stats"``.
         document: The parsed JSON object.
         label: File name for messages.
 

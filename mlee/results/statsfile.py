@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mlee.errors import ResultFormatError
 from mlee.results.jsonio import parse_json, read_bytes
-from mlee.results.schema import CURRENT_VERSIONS, MIN_VERSIONS, problem
+from mlee.results.schema import CURRENT_VERSIONS, check_version, problem
 from mlee.results.traces import BLOCK_BYTES, MAX_TRACE_BYTES, trace_names, trace_stats
 
 #: File name inside ``power/``.
@@ -79,13 +79,10 @@ def load_trace_stats(folder: str | Path) -> dict[str, dict]:
     path = os.path.join(os.fspath(folder), "power", STATS_FILE)
     try:
         doc = parse_json(read_bytes(path, MAX_STATS_BYTES), STATS_FILE)
+        if not isinstance(doc, dict) or doc.get("kind") != KIND:
+            return {}
+        doc = check_version("trace_stats", doc, STATS_FILE)
     except ResultFormatError:
-        return {}
-    if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        return {}
-    version = doc.get("schema_version")
-    if (isinstance(version, bool) or not isinstance(version, int)
-            or not MIN_VERSIONS["trace_stats"] <= version <= CURRENT_VERSIONS["trace_stats"]):
         return {}
     if problem("trace_stats", doc) is not None:
         return {}
