@@ -3,7 +3,8 @@
 Exit codes:
   0 ok; 1 failure; 2 usage; 3 no usable power source (or device) the user asked for;
   4 permission denied on a power source; 127 command not found (``mlee run``);
-  130 interrupted; ``mlee run`` otherwise passes on the wrapped command's own code.
+  130 interrupted (SIGINT), 143 (SIGTERM), 129 (SIGHUP); ``mlee run`` otherwise passes on the wrapped
+  command's own code.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ COMMAND_MODULES = ("doctor", "run", "infer", "merge", "rate", "label", "report",
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no usable power source or device, 4 permission denied, "
-    "127 command not found, 130 interrupted; `mlee run` passes on the wrapped command's code. "
+    "127 command not found, 130 interrupted (143 by SIGTERM, 129 by SIGHUP); `mlee run` passes on the wrapped "
+    "command's code. "
     "Set MLEE_DEBUG=1 to see tracebacks."
 )
 
@@ -65,6 +67,8 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_USAGE
     if isinstance(exc, CommandNotFound):
         return EXIT_NOT_FOUND
+    if isinstance(exc, Interrupted) and exc.signum is not None:
+        return 128 + int(exc.signum)
     if isinstance(exc, _ABORT):
         return EXIT_INTERRUPTED
     return EXIT_FAILURE
@@ -98,10 +102,11 @@ class MleeGroup(TyperGroup):
                 error(str(exc))
             else:
                 message("interrupted")
-            return EXIT_INTERRUPTED
+            return exit_code_for(exc)
         except MleeError as exc:
             if _debug():
                 traceback.print_exc()
+            _show_unwritten_record(exc)
             error(str(exc))
             return exit_code_for(exc)
         except Exception as exc:  # noqa: BLE001 - the one crash handler
@@ -110,6 +115,15 @@ class MleeGroup(TyperGroup):
             error(f"internal error: {type(exc).__name__}: {exc} (set MLEE_DEBUG=1 for a traceback and report it)")
             return EXIT_FAILURE
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
+
+
+def _show_unwritten_record(exc: MleeError) -> None:
+    """A record that could not be written (a full disk) goes to stderr, so nothing measured is lost."""
+    record = getattr(exc, "results", None)
+    if isinstance(record, dict):
+        import json
+
+        sys.stderr.write(json.dumps(record, sort_keys=True, indent=2, allow_nan=False, default=str) + "\n")
 
 
 def _show_click_error(exc: _cx.ClickException) -> None:

@@ -61,7 +61,15 @@ class CommandNotFound(MleeError):
 
 
 class Interrupted(MleeError):
-    """The user interrupted the run (Ctrl-C); what was measured has been written."""
+    """The user interrupted the run (Ctrl-C, SIGTERM, SIGHUP); what was measured has been written.
+
+    Args:
+        signum: The signal that interrupted it (the exit code is 128 + it); None: SIGINT.
+    """
+
+    def __init__(self, message: str, fix: str | None = None, signum: int | None = None) -> None:
+        super().__init__(message, fix)
+        self.signum = signum
 
 
 class OutputError(MleeError):
@@ -70,3 +78,15 @@ class OutputError(MleeError):
 
 class RatingError(MleeError):
     """A database cannot be rated as asked: nothing to rate, or a group lacks the spec's reference model."""
+
+
+class RecordNotWritten(OutputError):
+    """A finished session's ``results.json`` could not be written (even its reserved room was not enough).
+
+    Args:
+        results: The record that could not be written; the CLI prints it to stderr so nothing measured is lost.
+    """
+
+    def __init__(self, message: str, fix: str | None = None, results: dict | None = None) -> None:
+        super().__init__(message, fix)
+        self.results = results

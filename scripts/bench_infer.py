@@ -104,7 +104,7 @@ def memory(args: argparse.Namespace, out: Path) -> None:
     from mlee.runners import registry
     from mlee.runners.engine import WeightsChoice
     from mlee.runners.torch_backend import make_engine
-    from mlee.session import Measurement
+    from mlee.measure.session import Measurement
 
     spec = registry.lookup(args.model)
     engine = make_engine(spec.pytorch, WeightsChoice("none"), 1000, args.input_size, spec.name, "cpu",

@@ -83,7 +83,7 @@ def powercap_for_bench(tmp: Path) -> tuple[str, str]:
 
 
 def run_mlee(n: int, root: str, out: Path, interval_s: float) -> dict:
-    from mlee.session import Measurement
+    from mlee.measure.session import Measurement
 
     m = Measurement("bench", output_dir=out, interval_s=interval_s, sources=["rapl"], powercap_root=root,
                     write_log=False)

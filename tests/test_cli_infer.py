@@ -57,6 +57,17 @@ def _assert_failed_run(result, out: Path, code: int, *needles: str) -> dict:
     return r
 
 
+def _assert_usage_error(result, out: Path, *needles: str) -> None:
+    """Exit 2, one clear error line naming the problem, and no folder left behind (issue 13 item 6)."""
+    assert result.exit_code == 2, result.output
+    err = _flat(result.stderr)
+    assert err.count("error:") == 1, result.stderr
+    for needle in needles:
+        assert needle in err, err
+    assert "Traceback" not in result.output
+    assert _folders(out) == [] if out.exists() else True
+
+
 def test_models_table_and_json() -> None:
     result = _invoke(["models"])
     assert result.exit_code == 0
@@ -95,19 +106,17 @@ def test_infer_json_output(tmp_path: Path, rapl: TickingRapl) -> None:
 def test_several_models_one_failing(tmp_path: Path, rapl: TickingRapl) -> None:
     out = tmp_path / "results"
     result = _invoke(["infer", "-m", "MobileNetV3Small,NoSuchNet", "-o", str(out), *QUICK])
-    assert result.exit_code == 2  # the only failure is a usage error
-    assert "completed" in result.stdout and "failed" in result.stdout and "NoSuchNet" in result.stdout
-    assert "unknown model 'NoSuchNet'" in _flat(result.stderr)
-    statuses = sorted(_results(f)["status"] for f in _folders(out))
-    assert statuses == ["completed", "failed"]
+    # An unknown model is a usage error found before any model runs: nothing is measured, no folder is made.
+    _assert_usage_error(result, out, "unknown model 'NoSuchNet'")
+    assert "completed" not in result.stdout
 
 
-def test_several_models_with_different_failures_exit_1(tmp_path: Path, rapl: TickingRapl) -> None:
+def test_several_models_on_a_missing_device_record_each_failure(tmp_path: Path, rapl: TickingRapl) -> None:
     out = tmp_path / "results"
-    result = _invoke(["infer", "-m", "NoSuchNet", "-m", "MobileNetV3Small", "-o", str(out), "--device", "cuda:7",
-                      *QUICK])
-    assert result.exit_code == 1  # a usage error (2) and a missing device (3): no single code fits
-    assert len(_folders(out)) == 2
+    result = _invoke(["infer", "-m", "MobileNetV3Small", "-m", "MobileNetV3Large", "-o", str(out), "--device",
+                      "cuda:7", *QUICK])
+    assert result.exit_code == 3  # the device is found missing only when a run starts; each run is recorded
+    assert sorted(_results(f)["status"] for f in _folders(out)) == ["failed", "failed"]
 
 
 @pytest.mark.parametrize("args, code, needle", [
@@ -121,20 +130,23 @@ def test_several_models_with_different_failures_exit_1(tmp_path: Path, rapl: Tic
 def test_bad_options(tmp_path: Path, rapl: TickingRapl, args: list[str], code: int, needle: str) -> None:
     out = tmp_path / "results"
     result = _invoke(["infer", "-m", "MobileNetV3Small", "-o", str(out), *QUICK, *args])
-    _assert_failed_run(result, out, code, needle)
+    if code == 2:  # a usage error leaves no folder behind
+        _assert_usage_error(result, out, needle)
+    else:
+        _assert_failed_run(result, out, code, needle)
 
 
 def test_unknown_model_lists_the_closest(tmp_path: Path, rapl: TickingRapl) -> None:
     out = tmp_path / "results"
     result = _invoke(["infer", "-m", "efficientnet-b9", "-o", str(out), *QUICK])
-    _assert_failed_run(result, out, 2, "unknown model 'efficientnet-b9'", "EfficientNetB")
+    _assert_usage_error(result, out, "unknown model 'efficientnet-b9'", "EfficientNetB")
 
 
 def test_data_path_missing_empty_and_corrupt(tmp_path: Path, rapl: TickingRapl) -> None:
     base = ["infer", "-m", "MobileNetV3Small", *QUICK]
     out = tmp_path / "r1"
-    _assert_failed_run(_invoke([*base, "-o", str(out), "--data-path", str(tmp_path / "nope")]), out, 1,
-                       "does not exist")
+    _assert_usage_error(_invoke([*base, "-o", str(out), "--data-path", str(tmp_path / "nope")]), out,
+                        "does not exist")
     empty = tmp_path / "empty"
     (empty / "val" / "n01").mkdir(parents=True)
     out = tmp_path / "r2"
@@ -199,7 +211,7 @@ def test_train_synthetic_and_onnx_refused(tmp_path: Path, rapl: TickingRapl) -> 
     assert r["training"]["optimizer"] == "adam"
     out2 = tmp_path / "onnx"
     refused = _invoke(["train", "-m", "MobileNetV3Small", "-b", "onnx", "-o", str(out2), *QUICK])
-    _assert_failed_run(refused, out2, 2, "the onnx backend runs inference only")
+    _assert_usage_error(refused, out2, "the onnx backend runs inference only")
 
 
 def test_bar_progress_counts_models_and_batches() -> None:

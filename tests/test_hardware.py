@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mlee.session import Measurement
+from mlee.measure.session import Measurement
 
 pytestmark = pytest.mark.hardware
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fakes.nvml import FakeGpu, FakeNvml
 from mlee.environment import cache_bytes, collect, parse_size, visible_gpus
-from mlee.experiment import rank_info
+from mlee.measure.record import rank_info
 
 
 def test_parse_size():

@@ -6,11 +6,16 @@ import pytest
 
 from fakes.nvml import FakeGpu, FakeNvml
 from fakes.powercap import Zone, make_powercap_tree, set_energy
-from mlee.experiment import read_trace
 from mlee.monitors.base import Method, Reading
 from mlee.monitors.nvml import open_nvml
 from mlee.monitors.rapl import open_rapl
-from mlee.monitors.sampler import Sampler, Track
+from mlee.monitors.sampler import POWER_ROW, Sampler, Track
+from mlee.results.tracefile import TraceSink, read_trace
+
+
+def sink_for(power, sources):
+    """The experiment folder's trace sink for ``sources`` (the sampler itself writes no files)."""
+    return TraceSink(power, {s.name: POWER_ROW for s in sources})
 
 
 def test_track_counts_counter_deltas_and_skips_gaps():
@@ -47,7 +52,7 @@ def test_sampler_with_fake_clock_is_exact_and_streams_csv(tmp_path, clock):
     power = tmp_path / "power"
     power.mkdir()
     t0 = clock()
-    sampler = Sampler(sources, [s.first_reading for s in sources], t0, 0.1, power, clock=clock)
+    sampler = Sampler(sources, [s.first_reading for s in sources], t0, 0.1, sink_for(power, sources), clock=clock)
     for step_uj in (2_000_000, 3_000_000):
         clock.advance(1.0)
         set_energy(root, "intel-rapl:0", step_uj)
@@ -70,7 +75,7 @@ def test_failed_reads_are_written_as_invalid_rows(tmp_path, clock):
     sources = open_rapl(root, clock=clock)
     power = tmp_path / "power"
     power.mkdir()
-    sampler = Sampler(sources, [s.first_reading for s in sources], clock(), 0.1, power, clock=clock)
+    sampler = Sampler(sources, [s.first_reading for s in sources], clock(), 0.1, sink_for(power, sources), clock=clock)
     (root / "intel-rapl:0" / "energy_uj").unlink()
     clock.advance(1.0)
     snap = sampler.sample()
@@ -91,7 +96,7 @@ def test_background_thread_samples_on_its_own(tmp_path):
     sources = open_rapl(root)
     power = tmp_path / "power"
     power.mkdir()
-    sampler = Sampler(sources, [s.first_reading for s in sources], time.monotonic(), 0.02, power)
+    sampler = Sampler(sources, [s.first_reading for s in sources], time.monotonic(), 0.02, sink_for(power, sources))
     sampler.start()
     time.sleep(0.3)
     sampler.stop()

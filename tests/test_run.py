@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from fakes.powercap import Zone, make_powercap_tree
 from mlee.cli import app
-from mlee.experiment import read_trace
+from mlee.results.tracefile import read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"NO_COLOR": "1", "COLUMNS": "120"}

@@ -14,7 +14,7 @@ from fakes.estimator import FakeEstimator
 from fakes.machine import fake_machine
 from fakes.nvml import FakeNvml
 from mlee.errors import MleeError, SourceUnavailable, UsageError
-from mlee.session import Measurement
+from mlee.measure.session import Measurement
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "mlee" / "schema"
 

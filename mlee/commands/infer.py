@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from mlee.errors import UsageError
+from mlee.signals import SignalGuard
 
 EXIT_FAILURE = 1
 
@@ -155,18 +156,23 @@ def _exit_code(outcomes: list) -> int:
     return codes.pop() if len(codes) == 1 else EXIT_FAILURE
 
 
-def execute(models: list[str], options: Any, session_kwargs: dict, as_json: bool) -> int:
-    """Run the models, show the summary, and choose the exit code."""
+def execute(models: list[str], options: Any, settings: Any, as_json: bool) -> int:
+    """Check every model and option (usage errors leave no folder), run the models, show the summary, and
+    choose the exit code."""
     from mlee.console import error, message, progress
-    from mlee.runners.modelrun import run_models
+    from mlee.runners.modelrun import check_models, run_models
     from mlee.runners.registry import split_model_args
 
     names = split_model_args(models or [])
     if not names:
         raise UsageError("no model given", fix="pass --model NAME (see `mlee models`)")
+    check_models(names)
+    options.validate()
     enabled = _progress_enabled()
-    with progress(enabled) as bar:
-        outcomes = run_models(names, options, session_kwargs, _BarProgress(bar) if enabled else None)
+    # The first SIGINT/SIGTERM/SIGHUP stops the run (recorded as interrupted, exit 130/143/129); later ones
+    # cannot cut the record short.
+    with SignalGuard(raise_first=True), progress(enabled) as bar:
+        outcomes = run_models(names, options, settings, _BarProgress(bar) if enabled else None)
     training = options.task == "training"
     if len(outcomes) == 1 and outcomes[0].error is not None:
         exc = outcomes[0].error
@@ -219,10 +225,14 @@ def out_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, sort_keys=True, indent=2, allow_nan=False) + "\n")
 
 
-def _session_kwargs(output_dir: Path, interval: float, baseline_s: float, source: list[str] | None,
-                    country: str | None, pue: float) -> dict:
-    return {"output_dir": output_dir, "interval_s": interval, "baseline_s": baseline_s,
-            "sources": source or None, "country": country, "pue": pue}
+def _settings(kind: str, output_dir: Path, interval: float, baseline_s: float, source: list[str] | None,
+              country: str | None, pue: float) -> Any:
+    """The validated session settings (UsageError before anything is opened or written)."""
+    from mlee.measure.settings import SessionSettings, check_baseline, check_interval, check_pue
+
+    return SessionSettings(kind=kind, output_dir=output_dir, interval_s=check_interval(interval),
+                           sources=tuple(source) if source else None, baseline_s=check_baseline(baseline_s),
+                           country=country, pue=check_pue(pue))
 
 
 def models_table(backend: str | None) -> list[dict]:
@@ -300,7 +310,7 @@ def register(app: typer.Typer) -> None:
             data_path=data_path, batch_size=batch_size, n_batches=n_batches, n_samples=n_samples, seed=seed,
             warmup_batches=warmup_batches, repeat=repeat, input_size=input_size, threads=threads,
             max_corrupt_fraction=max_corrupt, per_layer=per_layer)
-        return execute(model, options, _session_kwargs(output_dir, interval, baseline_s, source, country, pue),
+        return execute(model, options, _settings("infer", output_dir, interval, baseline_s, source, country, pue),
                        as_json)
 
     @app.command("train")
@@ -341,7 +351,7 @@ def register(app: typer.Typer) -> None:
             data_path=data_path, batch_size=batch_size, n_batches=n_batches, n_samples=n_samples, seed=seed,
             warmup_batches=warmup_batches, input_size=input_size, threads=threads, max_corrupt_fraction=max_corrupt,
             epochs=epochs, lr=lr, optimizer=optimizer, max_seconds=max_seconds, save_weights=save_weights)
-        return execute(model, options, _session_kwargs(output_dir, interval, baseline_s, source, country, pue),
+        return execute(model, options, _settings("train", output_dir, interval, baseline_s, source, country, pue),
                        as_json)
 
     @app.command("models")

@@ -1,9 +1,11 @@
 """CLI: ``mlee run [options] -- CMD ...``: run a command under measurement.
 
 The command's stdout and stderr go to the terminal and to ``log.txt``; its exit code is passed on
-(a signal death becomes 128 + the signal number). Ctrl-C (SIGINT) and SIGTERM are forwarded to the
-command's process group, the run is recorded as ``interrupted`` and mlee exits 130. A command that
-does not exist still leaves a complete folder (``status: failed``) and exits 127.
+(a signal death becomes 128 + the signal number). SIGINT, SIGTERM and SIGHUP are forwarded to the
+command's process group (the third signal sends SIGKILL), the run is recorded as ``interrupted`` and mlee
+exits 130, 143 or 129 after the first signal; no later signal can cut the record short. A command that
+does not exist still leaves a complete folder (``status: failed``) and exits 127. A full disk stops the
+traces and the log, not the run: the code is still passed on, with one warning line.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Any, BinaryIO
 import typer
 
 from mlee.errors import CommandNotFound, UsageError
+from mlee.signals import SignalGuard
 
-EXIT_INTERRUPTED = 130
 EXIT_NOT_FOUND = 127
 #: How long output may keep arriving after the command exited (from its background children). Units: seconds.
 TEE_DRAIN_S = 2.0
@@ -31,6 +33,7 @@ class _Tee:
 
     def __init__(self, pipe: BinaryIO, stream: Any, log: BinaryIO, lock: threading.Lock) -> None:
         self._pipe, self._stream, self._log, self._lock = pipe, stream, log, lock
+        self.log_error = ""  # why log.txt stopped early (a full disk), or empty
         self.thread = threading.Thread(target=self._pump, name="mlee-tee", daemon=True)
         self.thread.start()
 
@@ -54,12 +57,15 @@ class _Tee:
                 break
             if not chunk:
                 break
-            with self._lock:
-                try:
-                    self._log.write(chunk)
-                    self._log.flush()
-                except ValueError:  # the run is over and the log closed; a leftover grandchild talks on
-                    break
+            if not self.log_error:
+                with self._lock:
+                    try:
+                        self._log.write(chunk)
+                        self._log.flush()
+                    except ValueError:  # the run is over and the log closed; a leftover grandchild talks on
+                        break
+                    except OSError as exc:  # a full disk: the terminal still gets everything
+                        self.log_error = f"log.txt stopped early: {exc.strerror or exc}"
             self._write_stream(chunk)
         self._pipe.close()
 
@@ -79,61 +85,53 @@ def _spawn(cmd: list[str]) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, process_group=0)
 
 
-def run_command(cmd: list[str], m: Any, log_path: Path) -> tuple[int, bool]:
-    """Run ``cmd`` inside the started measurement ``m``.
+class _Child:
+    """The wrapped command's process, once spawned; signals received by mlee are forwarded to its group."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+
+    def forward(self, signum: int, count: int) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            # A command that ignores two signals is stopped for good on the third.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL if count >= 3 else signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def run_command(cmd: list[str], m: Any, log_path: Path, guard: SignalGuard, child: _Child) -> int:
+    """Run ``cmd`` inside the started measurement ``m`` (signals are recorded by ``guard``, forwarded by ``child``).
 
     Returns:
-        The exit code to pass on, and whether the run was interrupted.
+        The command's exit code (128 + N when signal N killed it).
 
     Raises:
         CommandNotFound: the command does not exist or cannot be executed.
     """
-    interrupted = threading.Event()
-    proc: subprocess.Popen | None = None
-
-    received: list[int] = []
-
-    def forward(signum: int, frame: Any) -> None:
-        interrupted.set()
-        received.append(signum)
-        if proc is not None and proc.poll() is None:
-            # A command that ignores two Ctrl-C is stopped for good on the third.
-            sig = signal.SIGKILL if len(received) >= 3 else signum
-            try:
-                os.killpg(proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    in_main = threading.current_thread() is threading.main_thread()
     lock = threading.Lock()
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as log, m.window("command", measured=True):
         try:
-            if in_main:
-                for sig in previous:
-                    signal.signal(sig, forward)
-            with m.window("command", measured=True):
-                try:
-                    proc = _spawn(cmd)
-                except FileNotFoundError as exc:
-                    raise CommandNotFound(f"command not found: {cmd[0]}",
-                                          fix="check the name and PATH, or give the full path") from exc
-                except PermissionError as exc:
-                    raise CommandNotFound(f"command is not executable: {cmd[0]}",
-                                          fix=f"chmod +x {cmd[0]}, or run it through its interpreter") from exc
-                m.follow_process(proc.pid)
-                tees = [_Tee(proc.stdout, sys.stdout, log, lock), _Tee(proc.stderr, sys.stderr, log, lock)]
-                code = proc.wait()
-                for tee in tees:
-                    # A background grandchild may hold the pipe open long after the command ended.
-                    tee.thread.join(timeout=TEE_DRAIN_S)
-        finally:
-            if in_main:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-    if code < 0:
-        code = 128 - code  # killed by a signal: the shell's convention
-    return (EXIT_INTERRUPTED if interrupted.is_set() else code), interrupted.is_set()
+            child.proc = proc = _spawn(cmd)
+        except FileNotFoundError as exc:
+            raise CommandNotFound(f"command not found: {cmd[0]}",
+                                  fix="check the name and PATH, or give the full path") from exc
+        except PermissionError as exc:
+            raise CommandNotFound(f"command is not executable: {cmd[0]}",
+                                  fix=f"chmod +x {cmd[0]}, or run it through its interpreter") from exc
+        if guard.received:  # a signal came while it was being started
+            child.forward(guard.received[0], len(guard.received))
+        m.follow_process(proc.pid)
+        tees = [_Tee(proc.stdout, sys.stdout, log, lock), _Tee(proc.stderr, sys.stderr, log, lock)]
+        code = proc.wait()
+        for tee in tees:
+            # A background grandchild may hold the pipe open long after the command ended.
+            tee.thread.join(timeout=TEE_DRAIN_S)
+        notes = [tee.log_error for tee in tees if tee.log_error]
+        if notes:
+            m.add_results(log_truncated=notes[0])
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
 
 
 def _summary(result: Any) -> str:
@@ -166,42 +164,63 @@ def register(app: typer.Typer) -> None:
 
         Writes <output-dir>/run-<name>-<UTC time>-<id>/ with config.json, environment.json, power/*.csv,
         log.txt (the command's output) and results.json. Exit code: the command's own; 127 when it does
-        not exist; 130 when interrupted; 3/4 when a requested power source is unavailable/not permitted.
+        not exist; 130/143/129 when interrupted by SIGINT/SIGTERM/SIGHUP; 3/4 when a requested power source
+        is unavailable/not permitted; 1 when not even results.json could be written (figures on stderr).
         """
-        from mlee.console import message
-        from mlee.session import Measurement
+        from mlee.measure.settings import SessionSettings, check_baseline, check_interval, check_pue
 
         if not cmd:
             raise UsageError("no command given", fix="put it after `--`, e.g. mlee run -- python train.py")
-        if interval <= 0:
-            raise UsageError(f"interval {interval:g} s is not positive", fix="use e.g. --interval 0.1")
-        if baseline_s < 0:
-            raise UsageError(f"baseline {baseline_s:g} s is negative", fix="use --baseline-s 0 or more")
-        run_name = name or Path(cmd[0]).name
-        m = Measurement(run_name, kind="run", output_dir=output_dir, interval_s=interval, sources=source or None,
-                        baseline_s=baseline_s, country=country, config={"command": list(cmd)}, write_log=False,
-                        pue=pue)
-        if baseline_s > 0:
-            message(f"mlee: measuring the idle baseline for {baseline_s:g} s")
-        m.start()
-        log_path = m.folder / "log.txt"
-        try:
-            code, interrupted = run_command(list(cmd), m, log_path)
-        except CommandNotFound as exc:
-            m.add_results(exit_code=EXIT_NOT_FOUND, command=list(cmd))
-            m.finish("failed", str(exc))
-            raise CommandNotFound(exc.message, fix=f"{exc.fix}; the failed run is recorded in {m.folder}") from exc
-        except BaseException as exc:
-            m.add_results(exit_code=None, command=list(cmd))
-            interrupted_exc = isinstance(exc, KeyboardInterrupt)
-            m.finish("interrupted" if interrupted_exc else "failed", f"{type(exc).__name__}: {exc}")
-            raise
-        m.add_results(exit_code=code, command=list(cmd))
-        if interrupted:
-            result = m.finish("interrupted", "interrupted by a signal (forwarded to the command)")
-        elif code == 0:
-            result = m.finish("completed")
-        else:
-            result = m.finish("failed", f"command exited with code {code}")
-        message(f"mlee: {result.status}: {_summary(result)}")
-        return code
+        settings = SessionSettings(kind="run", output_dir=output_dir, interval_s=check_interval(interval),
+                                   sources=tuple(source) if source else None, baseline_s=check_baseline(baseline_s),
+                                   country=country, pue=check_pue(pue), config={"command": list(cmd)})
+        child = _Child()
+        with SignalGuard(on_signal=child.forward) as guard:
+            code, result = _measure_command(list(cmd), name or Path(cmd[0]).name, settings, guard, child)
+        return _finish_message(code, result, guard)
+
+
+def _measure_command(cmd: list[str], run_name: str, settings: Any, guard: SignalGuard,
+                     child: _Child) -> tuple[int, Any]:
+    """Start the session, run the command, write the record; returns the command's code and the result."""
+    from mlee.console import message
+    from mlee.measure.session import Measurement
+
+    m = Measurement(run_name, settings=settings, write_log=False, sleep=guard.sleep)
+    if settings.baseline_s > 0:
+        message(f"mlee: measuring the idle baseline for {settings.baseline_s:g} s")
+    m.start()
+    code = None
+    try:
+        if not guard.received:
+            code = run_command(cmd, m, m.folder / "log.txt", guard, child)
+    except CommandNotFound as exc:
+        m.add_results(exit_code=EXIT_NOT_FOUND, command=cmd)
+        m.finish("failed", str(exc))
+        raise CommandNotFound(exc.message, fix=f"{exc.fix}; the failed run is recorded in {m.folder}") from exc
+    except BaseException as exc:
+        m.add_results(exit_code=None, command=cmd)
+        interrupted_exc = isinstance(exc, KeyboardInterrupt)
+        m.finish("interrupted" if interrupted_exc else "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    m.add_results(exit_code=code, command=cmd)
+    if guard.received:
+        name = signal.Signals(guard.received[0]).name
+        how = "forwarded to the command" if code is not None else "before the command started"
+        result = m.finish("interrupted", f"interrupted by {name} ({how})")
+    elif code == 0:
+        result = m.finish("completed")
+    else:
+        result = m.finish("failed", f"command exited with code {code}")
+    return (code if code is not None else 0), result
+
+
+def _finish_message(code: int, result: Any, guard: SignalGuard) -> int:
+    from mlee.console import message
+
+    notes = result.results.get("notes") or []
+    if notes:  # a full disk or an I/O error on the side: measuring went on, the record says what was lost
+        message(f"mlee: warning: {notes[0]}" + (f" (+{len(notes) - 1} more in results.json)" if len(notes) > 1 else ""))
+    message(f"mlee: {result.status}: {_summary(result)}")
+    interrupted = guard.exit_code()
+    return interrupted if interrupted is not None else code

@@ -7,6 +7,10 @@ not counted and the gap is recorded as an invalid interval (never a zero, never 
 
 The thread uses the wall clock only to decide *when* to sample; every reading carries the time of
 its source's clock, so tests with a fake clock integrate exactly.
+
+Trace rows go to a :class:`TraceSink` the caller hands over (the experiment folder's, or none); the sampler
+knows nothing of files or folders. A ``checkpoint`` callback, called from the sampling thread at least every
+``checkpoint_s``, lets the session rewrite its running record with the energy so far.
 """
 
 from __future__ import annotations
@@ -15,12 +19,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any, Protocol
 
 from mlee.errors import SourceReadError
-from mlee.experiment import POWER_COLUMNS, TraceWriter, trace_file_name
 from mlee.monitors.base import Method, PowerSource, Reading
-from mlee.monitors.host import HOST_COLUMNS, HostMonitor
+from mlee.monitors.host import HostMonitor
 from mlee.monitors.integrate import trapezoid_j
 
 DEFAULT_INTERVAL_S = 0.1
@@ -32,6 +35,20 @@ HOST_MIN_INTERVAL_S = 0.5
 #: Trace rows reach the operating system at least this often, so ``kill -9`` loses less than a
 #: second of samples. Units: seconds.
 FLUSH_S = 0.5
+#: Default longest time between two calls of the sampler's ``checkpoint``. Units: seconds.
+CHECKPOINT_S = 5.0
+#: Columns of a source's trace rows, in the order the sampler writes them.
+POWER_ROW = ("t_s", "energy_j", "power_w", "valid")
+
+
+class TraceSink(Protocol):
+    """Where the sampler's rows go: channel (a source name or ``host``) and one row of numbers."""
+
+    def write(self, channel: str, row: Sequence[Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -114,14 +131,19 @@ class Sampler:
         first: Their ``open()`` readings, in the same order.
         t0_s: Session start on the clock; CSV times are relative to it.
         interval_s: Background interval. Units: seconds.
-        power_dir: Folder for ``<source>.csv`` and ``host.csv`` (None: keep nothing on disk).
+        sink: Where trace rows go: channel = source name (columns :data:`POWER_ROW`) or ``host``
+            (``HOST_COLUMNS``); None keeps nothing.
         clock: The session clock.
-        host: psutil monitor for ``host.csv`` (None: no host trace).
+        host: psutil monitor for the ``host`` channel (None: no host trace).
+        checkpoint: Called from the background thread with a fresh snapshot at least every ``checkpoint_s``;
+            its exceptions are counted as loop errors, never raised.
+        checkpoint_s: See ``checkpoint``. Units: seconds.
     """
 
     def __init__(self, sources: Sequence[PowerSource], first: Sequence[Reading], t0_s: float,
-                 interval_s: float = DEFAULT_INTERVAL_S, power_dir: Path | None = None,
-                 clock: Callable[[], float] = time.monotonic, host: HostMonitor | None = None) -> None:
+                 interval_s: float = DEFAULT_INTERVAL_S, sink: TraceSink | None = None,
+                 clock: Callable[[], float] = time.monotonic, host: HostMonitor | None = None,
+                 checkpoint: Callable[[Snapshot], None] | None = None, checkpoint_s: float = CHECKPOINT_S) -> None:
         self.sources = list(sources)
         self.interval_s = interval_s
         self.t0_s = t0_s
@@ -133,18 +155,14 @@ class Sampler:
         self.tracks = {s.name: Track(Method(s.method)) for s in self.sources}
         self._last_read_wall: dict[str, float] = {}
         self._host_last_wall = float("-inf")
-        self._writers: dict[str, TraceWriter] = {}
-        self._host_writer: TraceWriter | None = None
+        self._sink = sink
+        self._checkpoint = checkpoint
+        self._checkpoint_s = checkpoint_s
         self.thread_cpu_s = 0.0
         self.overruns = 0
         self.loop_errors = 0
         self.last_loop_error = ""
         self._last_flush_wall = time.monotonic()
-        if power_dir is not None:
-            for source in self.sources:
-                self._writers[source.name] = TraceWriter(power_dir / trace_file_name(source.name), POWER_COLUMNS)
-            if host is not None:
-                self._host_writer = TraceWriter(power_dir / "host.csv", HOST_COLUMNS)
         now_wall = time.monotonic()
         for source, reading in zip(self.sources, first):
             self._record(source, reading)
@@ -155,15 +173,13 @@ class Sampler:
     def _record(self, source: PowerSource, reading: Reading) -> None:
         track = self.tracks[source.name]
         ok = track.add(reading)
-        writer = self._writers.get(source.name)
-        if writer is not None:
-            writer.write((reading.t_s - self.t0_s, reading.energy_j, reading.power_w, ok))
+        if self._sink is not None:
+            self._sink.write(source.name, (reading.t_s - self.t0_s, reading.energy_j, reading.power_w, ok))
 
     def _record_failure(self, source: PowerSource, t_s: float, why: str) -> None:
         self.tracks[source.name].fail(t_s, why)
-        writer = self._writers.get(source.name)
-        if writer is not None:
-            writer.write((t_s - self.t0_s, None, None, False))
+        if self._sink is not None:
+            self._sink.write(source.name, (t_s - self.t0_s, None, None, False))
 
     def _read_one(self, source: PowerSource, final: bool = False) -> None:
         try:
@@ -187,8 +203,8 @@ class Sampler:
             sample = self._host.sample()
         except Exception:  # noqa: BLE001 - host traces explain energy; a gap there is harmless
             return
-        if self._host_writer is not None:
-            self._host_writer.write((sample.t_s - self.t0_s, sample.proc_cpu_percent, sample.proc_rss_bytes,
+        if self._sink is not None:
+            self._sink.write("host", (sample.t_s - self.t0_s, sample.proc_cpu_percent, sample.proc_rss_bytes,
                                      sample.sys_cpu_percent, sample.sys_mem_used_bytes))
 
     def sample(self, force: bool = True) -> Snapshot:
@@ -228,12 +244,19 @@ class Sampler:
     def _loop(self) -> None:
         cpu0 = time.thread_time()
         next_wall = time.monotonic() + self.interval_s
-        while not self._stop.wait(max(0.0, next_wall - time.monotonic())):
+        next_checkpoint = time.monotonic() + self._checkpoint_s
+        while not self._stop.wait(max(0.0, min(next_wall, next_checkpoint) - time.monotonic())):
+            now = time.monotonic()
             try:
-                self.sample(force=False)
+                snap = self.sample(force=False) if now >= next_wall - 1e-4 else None
+                if self._checkpoint is not None and now >= next_checkpoint:
+                    next_checkpoint = now + self._checkpoint_s
+                    self._checkpoint(snap or self.sample(force=False))
             except Exception as exc:  # noqa: BLE001 - e.g. a full disk: keep sampling, say so at the end
                 self.loop_errors += 1
                 self.last_loop_error = f"{type(exc).__name__}: {exc}"
+            if now < next_wall - 1e-4:
+                continue
             now = time.monotonic()
             next_wall += self.interval_s
             if next_wall < now:  # we fell behind (a stalled machine): skip, do not burst
@@ -253,9 +276,8 @@ class Sampler:
                 self._read_one(source, final=True)
             self._sample_host(force=True)
             snap = self._snapshot()
-            for writer in list(self._writers.values()) + [self._host_writer]:
-                if writer is not None:
-                    writer.close()
+            if self._sink is not None:
+                self._sink.close()
             return snap
 
     def follow(self, pid: int) -> None:
@@ -265,10 +287,26 @@ class Sampler:
                 self._host.set_pid(pid)
 
     def _flush_all(self) -> None:
-        for writer in list(self._writers.values()) + [self._host_writer]:
-            if writer is not None:
-                writer.flush()
+        if self._sink is not None:
+            self._sink.flush()
         self._last_flush_wall = time.monotonic()
+
+    def summary(self, now_s: float | None = None) -> dict[str, dict]:
+        """Per source: ``n_samples``, ``invalid_intervals`` (session seconds, an open gap closed at ``now_s``)
+        and ``last_error``.
+
+        Units: seconds since the session start.
+        """
+        with self._lock:
+            now_s = self._clock() if now_s is None else now_s
+            return {name: {"n_samples": t.n_samples, "last_error": t.last_error,
+                           "invalid_intervals": [(a - self.t0_s, b - self.t0_s) for a, b in t.invalid_until(now_s)]}
+                    for name, t in self.tracks.items()}
+
+    def stats(self) -> dict:
+        """The sampler's own figures: interval, CPU seconds of its thread, overruns and loop errors."""
+        return {"interval_s": self.interval_s, "thread_cpu_s": self.thread_cpu_s, "overruns": self.overruns,
+                "errors": self.loop_errors, "last_error": self.last_loop_error or None}
 
     def flush(self) -> None:
         """Push buffered trace rows to the operating system now."""

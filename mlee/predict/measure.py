@@ -49,7 +49,7 @@ def _measure(ref: ModelRef, batch_size: int, settings: ProfileSettings, output_d
              session_kwargs: dict | None) -> dict:
     from mlee.predict.probe import speed_probe
     from mlee.predict.profile import check_clock_threads
-    from mlee.session import Measurement
+    from mlee.measure.session import Measurement
 
     torch = import_torch()
     settings.check()

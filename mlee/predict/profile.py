@@ -328,7 +328,7 @@ def profile_kernels(kinds: Sequence[str], configs: dict[str, list[KernelConfig]]
     Raises:
         SourceUnavailable, SourcePermissionError: a requested power source cannot be used (before any work).
     """
-    from mlee.session import Measurement
+    from mlee.measure.session import Measurement
 
     settings.check()
     check_clock_threads(settings.clock, threads)

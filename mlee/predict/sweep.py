@@ -260,7 +260,7 @@ def run_sweep(networks: Sequence[Network], dataset: str, epochs: int, min_window
               session_kwargs: dict | None = None) -> tuple[Any, dict]:
     """Train every network in one ``sweep`` session, fit the energy model, return ``(result, sweep)``."""
     from mlee.predict.sweepfit import fit_sweep
-    from mlee.session import Measurement
+    from mlee.measure.session import Measurement
 
     if epochs < 1 or not min_window_s >= 0:
         raise UsageError("epochs must be at least 1 and the window length not negative", "use e.g. --epochs 2")

@@ -1,6 +1,6 @@
 """One model run under measurement, and several in a row: build, data, warm-up, measured windows, results.
 
-Every run is one :class:`mlee.session.Measurement` session (one experiment folder). Only the timed
+Every run is one :class:`mlee.measure.session.Measurement` session (one experiment folder). Only the timed
 loops sit inside measured windows; build, data preparation, export and warm-up are unmeasured
 windows of the same session, so their time and energy are recorded separately.
 """
@@ -243,23 +243,54 @@ def canonical_name(model: str) -> str:
         return model
 
 
-def run_model(model: str, options: RunOptions, session_kwargs: dict | None = None,
+def session_parts(session: Any, kind: str, config: dict) -> tuple[Any, dict]:
+    """The :class:`~mlee.measure.settings.SessionSettings` of one model's session and the hardware edges.
+
+    ``session`` is a SessionSettings, or a mapping of its fields plus hardware stand-ins for tests
+    (``powercap_root``, ``nvml``, ``clock``, ``estimator``...), or None (defaults).
+
+    Raises:
+        UsageError: a setting no measurement can use.
+    """
+    import dataclasses
+
+    from mlee.measure.settings import SessionSettings
+
+    if isinstance(session, SessionSettings):
+        return session.replace(kind=kind, config=config), {}
+    given = dict(session or {})
+    fields = {f.name for f in dataclasses.fields(SessionSettings)} - {"kind", "config"}
+    settings = SessionSettings(kind=kind, config=config, **{k: v for k, v in given.items() if k in fields})
+    return settings, {k: v for k, v in given.items() if k not in fields}
+
+
+def check_models(models: Sequence[str]) -> list[str]:
+    """The registry names of ``models``, or UsageError for the first unknown one (with the closest names)."""
+    return [registry.lookup(model).name for model in models]
+
+
+def run_model(model: str, options: RunOptions, session: Any = None,
               progress: Progress | None = None) -> ModelOutcome:
     """Run one model under its own measurement session; failures are recorded, not raised.
 
+    Args:
+        session: The session's settings (see :func:`session_parts`).
+
     Raises:
-        SourceUnavailable, SourcePermissionError, UsageError: the session could not start (no folder).
+        SourceUnavailable, SourcePermissionError, UsageError: the session could not start, or an option is
+            unusable (no folder is made).
         Interrupted: Ctrl-C; the folder is recorded as ``interrupted``.
     """
-    from mlee.session import Measurement
+    from mlee.measure.session import Measurement
 
     name = canonical_name(model)
     kind = "infer" if options.task == "inference" else "train"
-    m = Measurement(name, kind=kind, config=options.to_config(name), **(session_kwargs or {}))
+    settings, edges = session_parts(session, kind, options.to_config(name))
+    weights = options.validate()  # every option is checked before anything is opened or written
+    m = Measurement(name, settings=settings, **edges)
     m.start()  # a requested source that cannot be used stops here, before any folder is written
     try:
         m.add_results(**_initial_results(name, options))
-        weights = options.validate()
         if options.task == "inference":
             infer(m, model, options, weights, progress)
         else:
@@ -268,7 +299,8 @@ def run_model(model: str, options: RunOptions, session_kwargs: dict | None = Non
             train(m, model, options, weights, progress)
     except (KeyboardInterrupt, Interrupted) as exc:
         m.finish("interrupted", str(exc) or "interrupted")
-        raise Interrupted(f"interrupted while running {name}; what was measured is in {m.folder}") from exc
+        raise Interrupted(f"interrupted while running {name}; what was measured is in {m.folder}",
+                          signum=getattr(exc, "signum", None)) from exc
     except Exception as exc:  # noqa: BLE001 - every failure becomes one recorded line
         error = translate(exc, name, options)
         if error is not exc:
@@ -282,14 +314,21 @@ def run_model(model: str, options: RunOptions, session_kwargs: dict | None = Non
     return ModelOutcome(name, result.status, m.folder, None, result.results)
 
 
-def run_models(models: Sequence[str], options: RunOptions, session_kwargs: dict | None = None,
+def run_models(models: Sequence[str], options: RunOptions, session: Any = None,
                progress: Progress | None = None) -> list[ModelOutcome]:
-    """Run each model in turn; one failing model is recorded and the others still run."""
+    """Run each model in turn; one failing model is recorded and the others still run.
+
+    Raises:
+        UsageError: an unknown model or an unusable option, before any model runs (no folder is made).
+    """
+    check_models(models)
+    options.validate()
+    session_parts(session, "infer", {})
     outcomes = []
     for i, model in enumerate(models):
         if progress is not None:
             progress.start_model(canonical_name(model), i, len(models))
-        outcome = run_model(model, options, session_kwargs, progress)
+        outcome = run_model(model, options, session, progress)
         outcomes.append(outcome)
         if progress is not None:
             progress.end_model(outcome)

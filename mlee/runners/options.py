@@ -12,6 +12,8 @@ from mlee.runners.engine import WeightsChoice, parse_device
 from mlee.runners.registry import ONNX_SOURCES, check_backend
 
 TASKS = ("inference", "training")
+#: Largest --input-size accepted (one 3 x 4096 x 4096 image is 200 MB as float32). Units: pixels.
+MAX_INPUT_SIZE = 4096
 OPTIMIZERS = ("sgd", "adam")
 #: Default number of batches when neither --n-batches nor --n-samples is given (synthetic and imagenet).
 DEFAULT_N_BATCHES = 10
@@ -84,6 +86,9 @@ class RunOptions:
             raise UsageError(f"unknown dataset {self.dataset_name!r}", fix=f"choose one of: {', '.join(DATASETS)}")
         if self.dataset_name == "imagenet" and self.data_path is None:
             raise UsageError("--dataset imagenet needs --data-path", fix="pass --data-path DIR")
+        if self.data_path is not None and not Path(self.data_path).exists():
+            raise UsageError(f"--data-path {self.data_path} does not exist",
+                             fix="give the ImageNet folder (val/<class>/*.JPEG) or a tfds data_dir")
         if self.data_path is not None and self.dataset_name != "imagenet":
             raise UsageError(f"--data-path does not go with --dataset {self.dataset_name}",
                              fix="drop --dataset (the path means imagenet) or drop --data-path")
@@ -101,6 +106,9 @@ class RunOptions:
             _positive("--threads", self.threads)
         if self.input_size is not None and self.input_size < 32:
             raise UsageError(f"--input-size {self.input_size} is too small", fix="use 32 pixels or more")
+        if self.input_size is not None and self.input_size > MAX_INPUT_SIZE:
+            raise UsageError(f"--input-size {self.input_size} is too large",
+                             fix=f"use at most {MAX_INPUT_SIZE} pixels")
         if not (0.0 <= self.max_corrupt_fraction <= 1.0):
             raise UsageError(f"--max-corrupt {self.max_corrupt_fraction} is not a fraction",
                              fix="use a value from 0 to 1, e.g. 0.01")

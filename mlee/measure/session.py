@@ -9,10 +9,11 @@ with mlee.measure("resnet", kind="infer", config={...}) as m:
 print(m.result.energy_j)
 ```
 
-The session opens the sources first (a named source that fails stops it before anything runs),
-then writes the experiment folder with ``status: running``, samples in the background, and on exit
-writes ``results.json`` with ``completed``, ``failed`` (an exception, re-raised) or ``interrupted``
-(KeyboardInterrupt). It installs no signal handler and prints nothing.
+The session opens the sources first (a named source that fails stops it before anything is written), then
+writes the experiment folder with ``status: running`` (rewritten with the energy so far at least every
+``CHECKPOINT_S`` while it samples in the background), and on exit writes ``results.json`` with ``completed``,
+``failed`` (an exception, re-raised) or ``interrupted`` (KeyboardInterrupt). A full disk stops the traces, never
+the measurement. It installs no signal handler and prints nothing.
 """
 
 from __future__ import annotations
@@ -23,68 +24,37 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlee.errors import Interrupted, MleeError, UsageError
-from mlee.experiment import (DEFAULT_OUTPUT_DIR, check_session_args, config_json, create_folder, store_trace_stats,
-                             write_environment, write_json)
+from mlee.errors import MleeError, RecordNotWritten, UsageError
+from mlee.measure.record import (Ending, EnvironmentWriter, SessionState, SourceInfo, build_results, config_json,
+                                 running_results, window_record)
+from mlee.measure.result import RESERVED_KEYS, MeasurementResult, WindowHandle, status_of
+from mlee.measure.settings import MIN_INTERVAL_S, SessionSettings
 from mlee.monitors.base import Domain, Method
+from mlee.results.layout import (DEFAULT_OUTPUT_DIR, create_folder, remove_folder, store_trace_stats,
+                                 write_final_json, write_json)
 
-#: Keys of results.json the session owns; add_results() may not overwrite them.
-RESERVED_KEYS = frozenset({
-    "schema_version", "id", "kind", "name", "status", "error", "start_utc", "end_utc", "duration_s", "energy_j",
-    "energy_method", "estimated", "sources", "skipped_sources", "baseline", "windows", "rank", "carbon", "valid",
-    "interval_s",
-})
-
-
-@dataclass(frozen=True)
-class MeasurementResult:
-    """What a finished session measured (the same figures as its ``results.json``).
-
-    Units: joules, seconds.
-    """
-
-    folder: Path
-    id: str
-    status: str
-    energy_j: dict
-    energy_method: dict
-    estimated: bool
-    duration_s: float
-    windows: tuple
-    baseline: dict | None
-    sources: tuple
-    results: dict
-
-
-class WindowHandle:
-    """Yielded by :meth:`Measurement.window`; ``record`` holds the window's figures once it has closed."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.record: dict | None = None
+#: Longest time between two rewrites of the running results.json. Units: seconds.
+CHECKPOINT_S = 5.0
 
 
 class Measurement:
-    """One measured session; see the module docstring. Arguments are recorded in ``config.json``.
+    """One measured session; see the module docstring. Settings are recorded in ``config.json``.
 
     Args:
         name: Experiment name (any text; made filesystem-safe for the folder).
-        kind: ``run``, ``infer``, ``train``, ``measure``, ``profile`` or ``sweep``.
-        output_dir: Where the experiment folder is made.
-        interval_s: Background sampling interval (shortened when a counter could wrap faster).
-        sources: Source names (``rapl``, ``nvml``, ``estimate``, ``rapl:psys``...) or None to auto-detect.
-        baseline_s: Idle baseline measured before the workload (0: none).
-        country: ISO alpha-3 country for the codecarbon estimate and the carbon figure.
-        pue: Power usage effectiveness of the facility (>= 1.0; default 1.0, no overhead) for the carbon figure.
-        config: Extra run arguments for ``config.json``.
+        kind, output_dir, interval_s, sources, baseline_s, country, config, pue: The session's settings (see
+            :class:`SessionSettings`); ignored when ``settings`` is given.
+        settings: All of them at once, already validated.
         powercap_root, nvml, clock, estimator, sleep: Hardware and time edges, injectable for tests.
         host_pid: Root of the process tree traced in ``host.csv`` (default: this process).
         write_log: Write session events to ``log.txt`` (``mlee run`` writes the command's output there).
         background: Sample in a background thread (tests driving a fake clock turn it off).
+
+    Raises:
+        UsageError: a setting no measurement can use (nothing is opened or written).
 
     Units: seconds.
     """
@@ -92,32 +62,21 @@ class Measurement:
     def __init__(self, name: str, kind: str = "measure", output_dir: str | Path = DEFAULT_OUTPUT_DIR,
                  interval_s: float = 0.1, sources: list[str] | str | None = None, baseline_s: float = 0.0,
                  country: str | None = None, config: dict | None = None, *, pue: float = 1.0,
-                 powercap_root: Any = None,
+                 settings: SessionSettings | None = None, powercap_root: Any = None,
                  nvml: Any = None, clock: Callable[[], float] | None = None, estimator: Any = None,
                  sleep: Callable[[float], None] | None = None, host_pid: int | None = None,
                  write_log: bool = True, background: bool = True) -> None:
-        from mlee.monitors.estimate import check_country, resolve_country
-
-        check_session_args(kind, interval_s, baseline_s, pue)
+        if settings is None:
+            settings = SessionSettings(kind=kind, output_dir=Path(output_dir), interval_s=interval_s,
+                                       sources=sources, baseline_s=baseline_s, country=country, pue=pue,
+                                       config=dict(config or {}))
         self.name = str(name)
-        self.kind = kind
-        self.output_dir = Path(output_dir)
-        self.requested_interval_s = float(interval_s)
-        self.interval_s = float(interval_s)
-        self.requested_sources = [sources] if isinstance(sources, str) else (list(sources) if sources else None)
-        self.baseline_s = float(baseline_s)
-        self.country = resolve_country(country)
-        check_country(self.country)
-        self.pue = float(pue)
-        self.config = dict(config or {})
-        self._powercap_root, self._nvml, self._estimator = powercap_root, nvml, estimator
+        self.settings = settings
+        self.interval_s = settings.interval_s
+        self._edges = {"powercap_root": powercap_root, "nvml": nvml, "clock": clock, "estimator": estimator,
+                       "sleep": sleep, "host_pid": host_pid, "write_log": write_log, "background": background}
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
-        self._host_pid, self._write_log, self._background = host_pid, write_log, background
-        self._kwargs = {"kind": kind, "output_dir": output_dir, "interval_s": interval_s, "sources": sources,
-                        "baseline_s": baseline_s, "country": country, "config": config, "pue": pue,
-                        "powercap_root": powercap_root, "nvml": nvml, "clock": clock, "estimator": estimator,
-                        "sleep": sleep, "host_pid": host_pid, "write_log": write_log, "background": background}
         self.folder: Path | None = None
         self.id: str | None = None
         self._state = "new"
@@ -125,21 +84,34 @@ class Measurement:
         self._windows: list[dict] = []
         self._mark: tuple[str, Any] | None = None
         self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
         self._result: MeasurementResult | None = None
         self._sampler: Any = None
+        self._sink: Any = None
         self._opened: Any = None
         self._log_fh: Any = None
-        self._env_thread: threading.Thread | None = None
-        self._env_error = ""
+        self._env: EnvironmentWriter | None = None
+        self._notes: list[str] = []
+        self._workload_start: Any = None
+        self._baseline: tuple | None = None
+
+    @property
+    def kind(self) -> str:
+        """The experiment kind (``run``, ``infer``...)."""
+        return self.settings.kind
+
+    @property
+    def requested_interval_s(self) -> float:
+        """The interval asked for (``interval_s`` may be shorter, see the module docstring). Units: seconds."""
+        return self.settings.interval_s
 
     # -- decorator -------------------------------------------------------------------------------
     def __call__(self, func: Callable) -> Callable:
         """``@mlee.measure("name")``: every call of ``func`` is one measured session."""
-        kwargs = dict(self._kwargs)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kw: Any) -> Any:
-            with Measurement(self.name, **kwargs) as m:
+            with Measurement(self.name, settings=self.settings, **self._edges) as m:
                 wrapper.last_measurement = m  # type: ignore[attr-defined]
                 return func(*args, **kw)
 
@@ -154,87 +126,102 @@ class Measurement:
     def start(self) -> Measurement:
         """Open the sources, write the folder with ``status: running`` and start sampling."""
         from mlee.monitors.detect import open_sources
-        from mlee.monitors.host import HostMonitor
-        from mlee.monitors.sampler import MIN_INTERVAL_S, Sampler
 
         if self._state != "new":
             raise MleeError("a measurement session runs once", fix="make a new mlee.measure(...) for each run")
         self._state = "starting"
-        self._opened = open_sources(self.requested_sources, powercap_root=self._powercap_root, nvml=self._nvml,
-                                    clock=self._clock, country=self.country, estimator=self._estimator)
+        requested = list(self.settings.sources) if self.settings.sources else None
+        self._opened = open_sources(requested, powercap_root=self._edges["powercap_root"], nvml=self._edges["nvml"],
+                                    clock=self._clock, country=self.settings.country,
+                                    estimator=self._edges["estimator"])
         # The session starts at its first reading (opening codecarbon alone takes seconds).
         now_s, now_wall = self._clock(), dt.datetime.now(dt.timezone.utc)
         self._t0_s = min([r.t_s for r in self._opened.first] + [now_s])
         self._start_wall = now_wall - dt.timedelta(seconds=now_s - self._t0_s)
         try:
-            limits = [s.max_interval_s for s in self._opened.sources if getattr(s, "max_interval_s", None)]
-            if limits and min(limits) < self.interval_s:
-                self.interval_s = max(MIN_INTERVAL_S, min(limits))  # read every counter 4x per wrap period
-            self.folder = create_folder(self.output_dir, self.kind, self.name, self._start_wall)
-            self.id = self.folder.name
-            write_json(self.folder, "config.json", config_json(self))
-            self._env_thread = threading.Thread(target=self._write_environment, name="mlee-environment", daemon=True)
-            self._env_thread.start()
-            if self._write_log:
-                self._log_fh = open(self.folder / "log.txt", "a", encoding="utf-8")
-            host = HostMonitor(self._host_pid, clock=self._clock)
-            self._sampler = Sampler(self._opened.sources, self._opened.first, self._t0_s, self.interval_s,
-                                    self.folder / "power", clock=self._clock, host=host)
-            self._write_running()
-            self.log(f"sources: {', '.join(s.name for s in self._opened.sources)}; interval {self.interval_s:g} s")
-            for skipped in self._opened.skipped:
-                self.log(f"skipped {skipped['name']}: {skipped['reason']}")
-            if self._background:
-                self._sampler.start()
+            self._open_folder()
         except BaseException:
             self._abort_start()
             raise
-        self._baseline_snaps = None
         self._workload_start = self._sampler.sample()
         self._state = "running"
-        if self.baseline_s > 0:
+        if self.settings.baseline_s > 0:
             try:
-                self.log(f"idle baseline: {self.baseline_s:g} s")
-                self._sleep(self.baseline_s)
+                self.log(f"idle baseline: {self.settings.baseline_s:g} s")
+                self._sleep(self.settings.baseline_s)
                 end = self._sampler.sample()
             except BaseException as exc:  # Ctrl-C during the baseline: keep what was measured
-                self.finish(*_status_of(type(exc), exc))
+                self.finish(*status_of(type(exc), exc))
                 raise
-            self._baseline_snaps = (self._workload_start, end)
+            self._baseline = (self._workload_start, end)
             self._workload_start = end
         return self
 
-    def _write_environment(self) -> None:
-        """Write environment.json off the start path (package metadata and NVML take ~100 ms)."""
-        gpus = [s.detail for s in self._opened.sources if s.domain is Domain.gpu]
-        nvml_tried = any(s["name"] == "nvml" for s in self._opened.skipped)
-        self._env_error = write_environment(self.folder, gpus if (gpus or nvml_tried) else None, self._nvml) or ""
+    def _open_folder(self) -> None:
+        from mlee.monitors.host import HOST_COLUMNS, HostMonitor
+        from mlee.monitors.sampler import POWER_ROW, Sampler
+        from mlee.results.liveness import process_identity
+        from mlee.results.tracefile import TraceSink
+
+        limits = [s.max_interval_s for s in self._opened.sources if getattr(s, "max_interval_s", None)]
+        if limits and min(limits) < self.interval_s:
+            self.interval_s = max(MIN_INTERVAL_S, min(limits))  # read every counter 4x per wrap period
+        self.folder = create_folder(self.settings.output_dir, self.kind, self.name, self._start_wall)
+        self.id = self.folder.name
+        self._process = process_identity()
+        write_json(self.folder, "config.json", config_json(self.name, self.settings, self.interval_s))
+        self._env = EnvironmentWriter(self.folder, self._opened.sources, self._opened.skipped, self._edges["nvml"])
+        if self._edges["write_log"]:
+            self._log_fh = open(self.folder / "log.txt", "a", encoding="utf-8")
+        host = HostMonitor(self._edges["host_pid"], clock=self._clock)
+        channels = {s.name: POWER_ROW for s in self._opened.sources}
+        channels["host"] = HOST_COLUMNS
+        self._sink = TraceSink(self.folder / "power", channels)
+        self._sampler = Sampler(self._opened.sources, self._opened.first, self._t0_s, self.interval_s, self._sink,
+                                clock=self._clock, host=host, checkpoint=self._checkpoint, checkpoint_s=CHECKPOINT_S)
+        self._write_running()
+        self.log(f"sources: {', '.join(s.name for s in self._opened.sources)}; interval {self.interval_s:g} s")
+        for skipped in self._opened.skipped:
+            self.log(f"skipped {skipped['name']}: {skipped['reason']}")
+        if self._edges["background"]:
+            self._sampler.start()
 
     def _join_environment(self) -> None:
-        if self._env_thread is not None:
-            self._env_thread.join()
-            self._env_thread = None
-        if self._env_error:
-            self.log(f"environment.json not written: {self._env_error}")
+        if self._env is not None:
+            error, self._env = self._env.join(), None
+            if error:
+                self.log(f"environment.json not written: {error}")
 
     def _abort_start(self) -> None:
+        """Undo a start that failed before anything was measured: close the sources, remove the folder."""
         self._join_environment()
         if self._sampler is not None:
             with contextlib.suppress(Exception):
                 self._sampler.stop()
         else:
             self._opened.close_all()
+            if self._sink is not None:
+                self._sink.close()
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
+        if self.folder is not None:
+            remove_folder(self.folder)
+            self.folder = self.id = None
         self._state = "done"
 
     def log(self, line: str) -> None:
-        """Append one line to ``log.txt`` with the session time (no-op without a log)."""
+        """Append one line to ``log.txt`` with the session time (no-op without a log; a full disk ends the log)."""
         if self._log_fh is not None and self._sampler is not None:
             t_s = self._clock() - self._t0_s
-            self._log_fh.write(f"[mlee {t_s:9.3f} s] {line}\n")
-            self._log_fh.flush()
+            try:
+                self._log_fh.write(f"[mlee {t_s:9.3f} s] {line}\n")
+                self._log_fh.flush()
+            except OSError as exc:
+                self._note_once(f"log.txt stopped early: {exc.strerror or exc}")
+                with contextlib.suppress(OSError):
+                    self._log_fh.close()
+                self._log_fh = None
 
     # -- during ----------------------------------------------------------------------------------
     def _require_running(self, what: str) -> None:
@@ -259,7 +246,7 @@ class Measurement:
             complete = True
         finally:
             end = self._sampler.sample()
-            handle.record = self._window_record(name, start, end, measured, n_samples, complete)
+            handle.record = window_record(self._state_now(), name, start, end, measured, n_samples, complete)
             with self._lock:
                 self._windows.append(handle.record)
 
@@ -273,7 +260,7 @@ class Measurement:
     def _close_mark(self, snap: Any) -> None:
         if self._mark is not None:
             name, start = self._mark
-            record = self._window_record(name, start, snap, False, None, True)
+            record = window_record(self._state_now(), name, start, snap, False, None, True)
             record["mark"] = True
             with self._lock:
                 self._windows.append(record)
@@ -288,7 +275,15 @@ class Measurement:
         with self._lock:
             self._extra.update(values)
         if self._state == "running":
-            self._write_running()
+            try:
+                self._write_running()
+            except OSError as exc:  # a full disk: the values are kept for the final record
+                self._note_once(f"running results.json not rewritten: {exc.strerror or exc}")
+
+    def _note_once(self, note: str) -> None:
+        with self._lock:
+            if note not in self._notes:
+                self._notes.append(note)
 
     def flush(self) -> None:
         """Push the trace rows buffered so far to disk (to read ``power/*.csv`` while the session runs)."""
@@ -324,13 +319,15 @@ class Measurement:
 
     # -- end -------------------------------------------------------------------------------------
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        self.finish(*_status_of(exc_type, exc))
+        self.finish(*status_of(exc_type, exc))
         return False
 
     def finish(self, status: str = "completed", error: str | None = None) -> MeasurementResult:
-        """Take the final readings and write ``results.json`` (the ``with`` block calls this)."""
-        from mlee.experiment import build_results
+        """Take the final readings and write ``results.json`` (the ``with`` block calls this).
 
+        Raises:
+            RecordNotWritten: not even the reserved room held ``results.json``; it carries the figures.
+        """
         if self._state == "done" and self._result is not None:
             return self._result
         if self._state != "running":
@@ -341,12 +338,18 @@ class Measurement:
         self._close_mark(end)
         for line in store_trace_stats(self.folder):
             self.log(line)
-        end_wall = dt.datetime.now(dt.timezone.utc)
+        truncated = self._sink.truncated()
+        for channel, info in sorted(truncated.items()):
+            self._note_once(f"trace of {channel} truncated after {info['rows_written']} of {info['rows']} rows: "
+                               f"{info['reason']}; the energy figures are complete")
         self.log(f"status: {status}" + (f" ({error})" if error else ""))
-        results = build_results(self, end, end_wall, status, error)
-        write_json(self.folder, "results.json", results)
+        ending = Ending(end=end, end_wall=dt.datetime.now(dt.timezone.utc), status=status, error=error,
+                        baseline=self._baseline, per_source=self._sampler.summary(), sampler=self._sampler.stats(),
+                        truncated_traces=truncated, notes=tuple(self._notes))
+        results = build_results(self._state_now(), ending)
         if self._log_fh is not None:
-            self._log_fh.close()
+            with contextlib.suppress(OSError):
+                self._log_fh.close()
             self._log_fh = None
         self._state = "done"
         self._result = MeasurementResult(
@@ -354,32 +357,37 @@ class Measurement:
             energy_method=results["energy_method"], estimated=results["estimated"],
             duration_s=results["duration_s"], windows=tuple(results["windows"]), baseline=results["baseline"],
             sources=tuple(results["sources"]), results=results)
+        try:
+            with self._write_lock:
+                write_final_json(self.folder, "results.json", results)
+        except OSError as exc:
+            raise RecordNotWritten(f"cannot write {self.folder / 'results.json'}: {exc.strerror or exc}",
+                                   fix="free space on that disk; the figures follow on stderr",
+                                   results=results) from exc
         return self._result
 
     # -- results.json ----------------------------------------------------------------------------
-    def _write_running(self) -> None:
-        from mlee.experiment import running_results
+    def _state_now(self, now: Any = None) -> SessionState:
+        with self._lock:
+            return SessionState(
+                id=self.id or "", name=self.name, settings=self.settings, interval_s=self.interval_s,
+                start_wall=self._start_wall,
+                sources=tuple(SourceInfo(s.name, Domain(s.domain), Method(s.method), s.detail) for s in self.sources),
+                skipped=tuple(self._opened.skipped) if self._opened else (), windows=tuple(self.windows),
+                extra=dict(self._extra), process=self._process, workload_start=self._workload_start, now=now)
 
-        write_json(self.folder, "results.json", running_results(self))
+    def _write_running(self, now: Any = None) -> None:
+        with self._write_lock:
+            if self._state in ("running", "starting"):
+                write_json(self.folder, "results.json", running_results(self._state_now(now)))
 
-    def _window_record(self, name: str, start: Any, end: Any, measured: bool, n_samples: int | None,
-                       complete: bool) -> dict:
-        from mlee.experiment import window_record
-
-        return window_record(self, name, start, end, measured, n_samples, complete)
-
-    def _source_meta(self) -> tuple[dict[str, Domain], dict[str, Method]]:
-        sources = self._opened.sources
-        return {s.name: s.domain for s in sources}, {s.name: Method(s.method) for s in sources}
-
-
-def _status_of(exc_type: Any, exc: BaseException | None) -> tuple[str, str | None]:
-    """The ``status`` and ``error`` of a session that ended with ``exc`` (None: normally)."""
-    if exc_type is None or (issubclass(exc_type, SystemExit) and getattr(exc, "code", 1) in (None, 0)):
-        return "completed", None
-    if issubclass(exc_type, (KeyboardInterrupt, Interrupted)):
-        return "interrupted", str(exc) or "interrupted"
-    return "failed", str(exc) if isinstance(exc, MleeError) else f"{exc_type.__name__}: {exc}"
+    def _checkpoint(self, snap: Any) -> None:
+        """From the sampling thread: the running record with the energy so far (a full disk just skips one)."""
+        if self._state == "running" and self._workload_start is not None:
+            try:
+                self._write_running(snap)
+            except OSError as exc:
+                self._note_once(f"running results.json not rewritten: {exc.strerror or exc}")
 
 
 def measure(name: Any = "measure", **kwargs: Any) -> Measurement:

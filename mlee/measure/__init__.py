@@ -1,0 +1,29 @@
+"""The measurement session (docs/design.md section 1): ``mlee.measure``, settings, windows, marks, the record.
+
+``session`` runs a session; ``settings`` validates what it is asked for; ``record`` builds ``config.json`` and
+``results.json`` from an explicit snapshot of the session's state.
+
+This package is also ``mlee.measure`` the function: once it is imported, Python binds the name ``mlee.measure``
+to the package, so the package is made callable (``mlee.measure("name")``, ``@mlee.measure``) and calls
+:func:`mlee.measure.session.measure`.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from mlee.measure.result import MeasurementResult, WindowHandle
+from mlee.measure.session import Measurement, measure
+from mlee.measure.settings import SessionSettings
+
+__all__ = ["Measurement", "MeasurementResult", "SessionSettings", "WindowHandle", "measure"]
+
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return measure(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
