@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
         jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Reader processes (default: the idle CPUs, 1 to 4)."),
         lock_timeout: float = typer.Option(600.0, "--lock-timeout", min=0.0,
                                            help="Seconds to wait for another merge into the same file."),
+        stale_after: float = typer.Option(600.0, "--stale-after", min=0.0,
+                                          help="Seconds without an update after which a running folder of another "
+                                               "host counts as interrupted (same host: its process is checked)."),
     ) -> int:
         """Merge experiment folders into one JSON database: one record per experiment, summaries of repeats.
 
@@ -52,6 +55,7 @@ def register(app: typer.Typer) -> None:
             report = merge_into(
                 output, list(paths), update=update, include_traces=include_traces,
                 overwrite=overwrite, jobs=jobs, archive=archive, lock_timeout_s=lock_timeout,
+                stale_after_s=_finite_seconds(stale_after, "--stale-after"),
                 on_total=lambda n: bar.update(task, total=n),
                 on_progress=lambda n: bar.advance(task, n),
             )
@@ -69,6 +73,16 @@ def register(app: typer.Typer) -> None:
             message(f"--strict: {len(report.skipped)} input(s) were skipped")
             return 1
         return 0
+
+
+def _finite_seconds(value: float, option: str) -> float:
+    import math
+
+    from mlee.errors import UsageError
+
+    if not math.isfinite(value):
+        raise UsageError(f"{option} {value} is not a finite number of seconds", fix=f"use e.g. {option} 600")
+    return value
 
 
 def _skipped_table(skipped: list[dict]) -> None:

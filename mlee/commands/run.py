@@ -218,7 +218,7 @@ def _measure_command(cmd: list[str], run_name: str, settings: Any, guard: Signal
 def _finish_message(code: int, result: Any, guard: SignalGuard) -> int:
     from mlee.console import message
 
-    notes = result.results.get("notes") or []
+    notes = sorted(result.results.get("notes") or [], key=lambda n: not n.startswith("trace of"))
     if notes:  # a full disk or an I/O error on the side: measuring went on, the record says what was lost
         message(f"mlee: warning: {notes[0]}" + (f" (+{len(notes) - 1} more in results.json)" if len(notes) > 1 else ""))
     message(f"mlee: {result.status}: {_summary(result)}")

@@ -189,6 +189,8 @@ def running_results(state: SessionState) -> dict:
     results = _base_results(state, "running")
     results["process"] = dict(state.process)
     results["updated_utc"] = utc_iso(dt.datetime.now(dt.timezone.utc))
+    if state.workload_start is not None:  # where an interrupted run's energy starts (after the baseline)
+        results["workload_start_s"] = state.workload_start.t_s
     if state.workload_start is not None and state.now is not None:
         deltas, energy_j, energy_method = _components(state, state.workload_start, state.now)
         results.update(duration_s=max(0.0, state.now.t_s - state.workload_start.t_s), energy_j=energy_j,

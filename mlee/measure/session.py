@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mlee.errors import MleeError, RecordNotWritten, UsageError
+from mlee.errors import MleeError, OutputError, RecordNotWritten, UsageError
 from mlee.measure.record import (Ending, EnvironmentWriter, SessionState, SourceInfo, build_results, config_json,
                                  running_results, window_record)
 from mlee.measure.result import RESERVED_KEYS, MeasurementResult, WindowHandle, status_of
@@ -140,6 +140,10 @@ class Measurement:
         self._start_wall = now_wall - dt.timedelta(seconds=now_s - self._t0_s)
         try:
             self._open_folder()
+        except OSError as exc:  # a full or read-only disk before anything was measured: nothing is kept
+            self._abort_start()
+            raise OutputError(f"cannot write an experiment folder in {self.settings.output_dir}: "
+                              f"{exc.strerror or exc}", fix="free disk space or choose another --output-dir") from exc
         except BaseException:
             self._abort_start()
             raise
@@ -155,6 +159,8 @@ class Measurement:
                 raise
             self._baseline = (self._workload_start, end)
             self._workload_start = end
+            with contextlib.suppress(OSError):
+                self._write_running(end)  # a killed run's energy starts here, after the baseline
         return self
 
     def _open_folder(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from mlee.errors import ResultFormatError
 from mlee.results.environment import environment_name
 from mlee.results.jsonio import read_json_object
+from mlee.results.liveness import DEFAULT_STALE_AFTER_S
 from mlee.results.schema import check_version, problem
 from mlee.results.statsfile import load_trace_stats, stored_stats
 from mlee.results.traces import trace_names, trace_stats
@@ -52,16 +53,19 @@ def _check_sum(energy: dict, where: str, extra_j: float = 0.0) -> None:
         raise ResultFormatError(f"{where}.total ({total:g} J) is not the sum of its components ({s:g} J)")
 
 
-def check_results(results: dict, label: str = "results.json") -> dict:
+def check_results(results: dict, label: str = "results.json", allow_running: bool = False) -> dict:
     """Version-check, schema-check and sanity-check a parsed results.json.
 
     Raises:
-        ResultFormatError: newer version, wrong types, figures that do not add up, or a run in progress.
+        ResultFormatError: newer version, wrong types, figures that do not add up, or a run in progress
+            (unless ``allow_running``).
     """
     results = check_version("results", results, label)
     err = problem("results", results)
     if err is not None:
         raise ResultFormatError(f"{label}: {err}")
+    if results["status"] == "running" and allow_running:
+        return results
     if results["status"] == "running":
         raise ResultFormatError("the run is still in progress (status running)",
                                 "merge again when it has finished")
@@ -78,7 +82,8 @@ def check_results(results: dict, label: str = "results.json") -> dict:
 
 
 def read_experiment(folder: str | Path, include_traces: bool = False, trace_names: list[str] | None = None,
-                    seen: dict[str, os.stat_result] | None = None, parsed: list[str] | None = None) -> dict:
+                    seen: dict[str, os.stat_result] | None = None, parsed: list[str] | None = None,
+                    stale_after_s: float = DEFAULT_STALE_AFTER_S) -> dict:
     """Read one experiment folder into a database record.
 
     The record is ``results.json`` plus ``environment`` (group name), ``origin``, ``config``,
@@ -92,6 +97,8 @@ def read_experiment(folder: str | Path, include_traces: bool = False, trace_name
             ``"results.json"``, ``"power/host.csv"``), for :func:`compose_fingerprint`.
         parsed: Given, the names of the traces that were parsed (no matching ``power/stats.json`` entry)
             are appended to it.
+        stale_after_s: A folder still ``running`` whose process is gone is read as ``interrupted`` (see
+            :mod:`mlee.results.interrupted`); this is how long a run of another host may go without an update.
 
     Raises:
         ResultFormatError: the folder cannot be trusted, with the reason (missing or truncated file, wrong
@@ -99,7 +106,19 @@ def read_experiment(folder: str | Path, include_traces: bool = False, trace_name
     """
     base = os.fspath(folder) + os.sep
     note = (lambda key: lambda st: seen.__setitem__(key, st)) if seen is not None else (lambda key: None)
-    results = check_results(read_json_object(base + "results.json", on_stat=note("results.json")))
+    stat: list[os.stat_result] = []
+    noted = note("results.json")
+
+    def on_results_stat(st: os.stat_result) -> None:
+        stat.append(st)  # its age tells whether a running folder of another host is stale
+        if noted is not None:
+            noted(st)
+
+    results = check_results(read_json_object(base + "results.json", on_stat=on_results_stat), allow_running=True)
+    if results["status"] == "running":
+        from mlee.results.interrupted import recover_interrupted
+
+        results = check_results(recover_interrupted(folder, results, stat[0] if stat else None, stale_after_s))
     config = read_json_object(base + "config.json", on_stat=note("config.json"))
     err = problem("config", config)
     if err is not None:

@@ -24,8 +24,9 @@ SCHEMA_VERSION = 1
 KINDS = ("run", "infer", "train", "measure", "profile", "sweep")
 DEFAULT_OUTPUT_DIR = "results"
 RESERVE_NAME = ".results.reserve"
-#: Disk set aside for the final results.json (a record with many windows is some tens of KB). Units: bytes.
-RESERVE_BYTES = 256 * 1024
+#: Disk set aside for the final results.json (a typical record is 3 to 10 KB; the reserve and the space the
+#: running record already holds are both given back for it). Units: bytes.
+RESERVE_BYTES = 32 * 1024
 
 
 def utc_stamp(when: dt.datetime) -> str:

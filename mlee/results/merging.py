@@ -20,6 +20,7 @@ from mlee.results.database import (dumps_line, load_database, locked, parse_data
                                    write_bytes_atomic, write_index)
 from mlee.results.discover import Input, discover
 from mlee.results.folder import fingerprint
+from mlee.results.liveness import DEFAULT_STALE_AFTER_S
 from mlee.results.ranks import combine, group_jobs, job_problem
 from mlee.results.reading import file_fingerprint, flags_in_two, paused_gc, read_all
 from mlee.results.splice import Part, Source, Span, joined
@@ -228,7 +229,8 @@ def build(paths: list[str | Path], output: Path | None = None, **options: Any) -
 def _build(paths: list[str | Path], output: Path | None = None, *, update: bool = False,
            include_traces: bool = False, overwrite: bool = False, jobs: int | None = None,
            archive: Path | None = None, on_total: Callable[[int], None] | None = None,
-           on_progress: Callable[[int], None] | None = None) -> tuple[list[Part], Source | None, dict, MergeReport]:
+           on_progress: Callable[[int], None] | None = None,
+           stale_after_s: float = DEFAULT_STALE_AFTER_S) -> tuple[list[Part], Source | None, dict, MergeReport]:
     """:func:`build` without joining the parts: the caller closes the source (open while it is not None)."""
     if update and output is None:
         raise UsageError("--update needs an existing database to update", "give it with -o FILE")
@@ -237,7 +239,7 @@ def _build(paths: list[str | Path], output: Path | None = None, *, update: bool 
     try:
         parts, index, report = _merge_onto(prev, inputs, found_skips, output, update=update, overwrite=overwrite,
                                            include_traces=include_traces, jobs=jobs, archive=archive,
-                                           on_total=on_total, on_progress=on_progress)
+                                           on_total=on_total, on_progress=on_progress, stale_after_s=stale_after_s)
     except BaseException:
         if prev.source is not None:
             prev.source.close()
@@ -248,18 +250,19 @@ def _build(paths: list[str | Path], output: Path | None = None, *, update: bool 
 def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output: Path | None, *, update: bool,
                 overwrite: bool, include_traces: bool, jobs: int | None, archive: Path | None,
                 on_total: Callable[[int], None] | None,
-                on_progress: Callable[[int], None] | None) -> tuple[list[Part], dict, MergeReport]:
+                on_progress: Callable[[int], None] | None,
+                stale_after_s: float = DEFAULT_STALE_AFTER_S) -> tuple[list[Part], dict, MergeReport]:
     """The database parts, the index content and the report of merging ``inputs`` onto ``prev``."""
     fresh, reused = _partition(inputs, prev) if update else (inputs, [])
     if on_total:
         on_total(len(fresh))
-    outcomes = dict(zip((i.key for i in fresh), read_all(fresh, include_traces, jobs, on_progress)))
+    outcomes = dict(zip((i.key for i in fresh), read_all(fresh, include_traces, jobs, on_progress, stale_after_s)))
     if any(o[0] == "rank" for o in outcomes.values()):
         # A new rank may complete (or change) a job whose other ranks were merged or skipped before.
         again = [i for i in reused if prev.inputs[i.key].get("rank")]
         if again:
             reused = [i for i in reused if not prev.inputs[i.key].get("rank")]
-            outcomes.update(zip((i.key for i in again), read_all(again, include_traces, jobs, None)))
+            outcomes.update(zip((i.key for i in again), read_all(again, include_traces, jobs, None, stale_after_s)))
             fresh = sorted(fresh + again, key=lambda i: (i.display, i.key))
     entries: dict[str, dict] = {}
     produced: list[_Produced] = []
@@ -339,8 +342,11 @@ def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = Fa
                include_traces: bool = False, overwrite: bool = False, jobs: int | None = None,
                archive: str | Path | None = None, lock_timeout_s: float = 600.0,
                on_total: Callable[[int], None] | None = None,
-               on_progress: Callable[[int], None] | None = None) -> MergeReport:
+               on_progress: Callable[[int], None] | None = None,
+               stale_after_s: float = DEFAULT_STALE_AFTER_S) -> MergeReport:
     """Merge ``paths`` into the database file ``output``, holding its lock, writing atomically.
+
+    ``stale_after_s``: a running folder of another host counts as interrupted after this long without an update.
 
     Raises:
         UsageError: bad paths, ``--update`` without a database, or records that would be lost.
@@ -357,7 +363,8 @@ def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = Fa
             parts, source, index, report = _build(paths, output, update=update, include_traces=include_traces,
                                                   overwrite=overwrite, jobs=jobs,
                                                   archive=Path(archive) if archive is not None else None,
-                                                  on_total=on_total, on_progress=on_progress)
+                                                  on_total=on_total, on_progress=on_progress,
+                                                  stale_after_s=stale_after_s)
         try:
             report.unchanged = source is not None and source.holds(parts)
             st = os.stat(output) if report.unchanged else write_bytes_atomic(output, parts, source=source)

@@ -17,6 +17,7 @@ from mlee.results.database import dumps_line
 from mlee.results.discover import Input
 from mlee.results.folder import compose_fingerprint, power_listing, read_experiment
 from mlee.results.legacy import read_legacy_file
+from mlee.results.liveness import DEFAULT_STALE_AFTER_S
 from mlee.results.ranks import is_rank_record
 from mlee.results.summary import facts
 
@@ -35,30 +36,32 @@ def file_fingerprint(path: Path) -> str:
         return "missing"
 
 
-def read_input(inp: Input, include_traces: bool = False) -> tuple:
+def read_input(inp: Input, include_traces: bool = False, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> tuple:
     """Read one input. Returns ``("record", id, line, facts, parsed, fp)``, ``("rank", record, parsed, fp)``
     or ``("skip", reason, parsed, fp)``, where ``parsed`` counts the traces that had to be parsed (no
     matching ``power/stats.json`` entry); never raises for bad input (the reason is returned).
 
     A folder's fingerprint is made from the stats of its files as they were opened for reading (what was
-    read is what is fingerprinted, and no file is stat-ed twice)."""
+    read is what is fingerprinted, and no file is stat-ed twice). A folder still ``running`` whose process is
+    gone (see :mod:`mlee.results.liveness`; ``stale_after_s`` for other hosts) is read as ``interrupted``."""
     if inp.kind != "folder":
         return (*_outcome(inp, include_traces, None, None, None), 0, file_fingerprint(inp.path))
     seen: dict[str, os.stat_result] = {}
     parsed: list[str] = []
     power, names = power_listing(inp.location)
-    outcome = _outcome(inp, include_traces, names, seen, parsed)
+    outcome = _outcome(inp, include_traces, names, seen, parsed, stale_after_s)
     return (*outcome, len(parsed), compose_fingerprint(inp.location, seen, power, names))
 
 
 def _outcome(inp: Input, include_traces: bool, names: list[str] | None,
-             seen: dict[str, os.stat_result] | None, parsed: list[str] | None) -> tuple:
+             seen: dict[str, os.stat_result] | None, parsed: list[str] | None,
+             stale_after_s: float = DEFAULT_STALE_AFTER_S) -> tuple:
     try:
         if inp.kind == "legacy":
             rec = read_legacy_file(inp.path, origin_path=inp.display)
         else:
             rec = read_experiment(inp.location, include_traces=include_traces, trace_names=names, seen=seen,
-                                  parsed=parsed)
+                                  parsed=parsed, stale_after_s=stale_after_s)
         if is_rank_record(rec):
             return ("rank", rec)
         try:
@@ -214,13 +217,13 @@ def flags_in_two(n: int, test: Callable[[int], bool]) -> list[bool]:
     return first + [b == 1 for b in rest]
 
 
-def _read_chunk(args: tuple[list[Input], bool]) -> list[tuple]:
-    items, include_traces = args
-    return [read_input(i, include_traces) for i in items]
+def _read_chunk(args: tuple[list[Input], bool, float]) -> list[tuple]:
+    items, include_traces, stale_after_s = args
+    return [read_input(i, include_traces, stale_after_s) for i in items]
 
 
 def read_all(inputs: list[Input], include_traces: bool, jobs: int | None,
-              on_progress: Callable[[int], None] | None) -> list[tuple]:
+              on_progress: Callable[[int], None] | None, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> list[tuple]:
     """Read inputs, in worker processes when there are many; results in input order."""
     workers = 1
     if len(inputs) >= PARALLEL_MIN_INPUTS:
@@ -228,7 +231,7 @@ def read_all(inputs: list[Input], include_traces: bool, jobs: int | None,
     if workers <= 1:
         out = []
         for inp in inputs:
-            out.append(read_input(inp, include_traces))
+            out.append(read_input(inp, include_traces, stale_after_s))
             if on_progress:
                 on_progress(1)
         return out
@@ -241,7 +244,7 @@ def read_all(inputs: list[Input], include_traces: bool, jobs: int | None,
     ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
     out = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        for part in pool.map(_read_chunk, [(c, include_traces) for c in chunks]):
+        for part in pool.map(_read_chunk, [(c, include_traces, stale_after_s) for c in chunks]):
             out.extend(part)
             if on_progress:
                 on_progress(len(part))
