@@ -92,9 +92,10 @@ def run_mlee(n: int, root: str, out: Path, interval_s: float) -> dict:
     started = time.perf_counter()
     workload(n)
     done = time.perf_counter()
-    threads_cpu_s = m._sampler.thread_cpu_s  # thread_time() of the sampler: exact, unlike psutil's 10 ms ticks
     m.finish("completed")
     stopped = time.perf_counter()
+    # thread_time() of the sampler as the record keeps it: exact, unlike psutil's 10 ms ticks
+    threads_cpu_s = m.result.results["sampler"]["thread_cpu_s"]
     return {"wall_s": done - started, "monitor_cpu_s": threads_cpu_s,
             "start_s": started - t, "stop_s": stopped - done, "samples": m.result.sources[0]["n_samples"]}
 

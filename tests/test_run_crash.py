@@ -180,7 +180,8 @@ def test_signals_while_mlee_itself_shuts_down(tmp_path, tree):
     (folder,) = folders(tmp_path / "out")
     data = results(folder)
     assert data["status"] in ("interrupted", "completed") and data["end_utc"]
-    assert proc.returncode == (143 if data["status"] == "interrupted" else 0)
+    # A TERM that comes after the record is written ends mlee as TERM does: the shell shows 143 either way.
+    assert proc.returncode in ((143, -signal.SIGTERM) if data["status"] == "interrupted" else (0, -signal.SIGTERM))
 
 
 def _mount_tmpfs(where: Path, size: str) -> bool:

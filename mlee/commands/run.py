@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
         child = _Child()
         with SignalGuard(on_signal=child.forward) as guard:
             code, result = _measure_command(list(cmd), name or Path(cmd[0]).name, settings, guard, child)
-        return _finish_message(code, result, guard)
+            return _finish_message(code, result, guard)
 
 
 def _measure_command(cmd: list[str], run_name: str, settings: Any, guard: SignalGuard,

@@ -31,6 +31,7 @@ from mlee.errors import MleeError, OutputError, RecordNotWritten, UsageError
 from mlee.measure.record import (Ending, EnvironmentWriter, SessionState, SourceInfo, build_results, config_json,
                                  running_results, window_record)
 from mlee.measure.result import RESERVED_KEYS, MeasurementResult, WindowHandle, status_of
+from mlee.measure.sampling import open_for_session, start_sampling
 from mlee.measure.settings import MIN_INTERVAL_S, SessionSettings
 from mlee.monitors.base import Domain, Method
 from mlee.results.layout import (DEFAULT_OUTPUT_DIR, create_folder, remove_folder, store_trace_stats,
@@ -88,6 +89,7 @@ class Measurement:
         self._result: MeasurementResult | None = None
         self._sampler: Any = None
         self._sink: Any = None
+        self._proxy: Any = None
         self._opened: Any = None
         self._log_fh: Any = None
         self._env: EnvironmentWriter | None = None
@@ -95,10 +97,7 @@ class Measurement:
         self._workload_start: Any = None
         self._baseline: tuple | None = None
 
-    @property
-    def kind(self) -> str:
-        """The experiment kind (``run``, ``infer``...)."""
-        return self.settings.kind
+    kind = property(lambda self: self.settings.kind, doc="The experiment kind (``run``, ``infer``...).")
 
     @property
     def requested_interval_s(self) -> float:
@@ -125,15 +124,10 @@ class Measurement:
 
     def start(self) -> Measurement:
         """Open the sources, write the folder with ``status: running`` and start sampling."""
-        from mlee.monitors.detect import open_sources
-
         if self._state != "new":
             raise MleeError("a measurement session runs once", fix="make a new mlee.measure(...) for each run")
         self._state = "starting"
-        requested = list(self.settings.sources) if self.settings.sources else None
-        self._opened = open_sources(requested, powercap_root=self._edges["powercap_root"], nvml=self._edges["nvml"],
-                                    clock=self._clock, country=self.settings.country,
-                                    estimator=self._edges["estimator"])
+        self._opened, self._proxy = open_for_session(self.settings, self._edges, self._clock)
         # The session starts at its first reading (opening codecarbon alone takes seconds).
         now_s, now_wall = self._clock(), dt.datetime.now(dt.timezone.utc)
         self._t0_s = min([r.t_s for r in self._opened.first] + [now_s])
@@ -149,6 +143,7 @@ class Measurement:
             raise
         self._workload_start = self._sampler.sample()
         self._state = "running"
+        self._publish()
         if self.settings.baseline_s > 0:
             try:
                 self.log(f"idle baseline: {self.settings.baseline_s:g} s")
@@ -164,10 +159,7 @@ class Measurement:
         return self
 
     def _open_folder(self) -> None:
-        from mlee.monitors.host import HOST_COLUMNS, HostMonitor
-        from mlee.monitors.sampler import POWER_ROW, Sampler
         from mlee.results.liveness import process_identity
-        from mlee.results.tracefile import TraceSink
 
         limits = [s.max_interval_s for s in self._opened.sources if getattr(s, "max_interval_s", None)]
         if limits and min(limits) < self.interval_s:
@@ -179,18 +171,14 @@ class Measurement:
         self._env = EnvironmentWriter(self.folder, self._opened.sources, self._opened.skipped, self._edges["nvml"])
         if self._edges["write_log"]:
             self._log_fh = open(self.folder / "log.txt", "a", encoding="utf-8")
-        host = HostMonitor(self._edges["host_pid"], clock=self._clock)
-        channels = {s.name: POWER_ROW for s in self._opened.sources}
-        channels["host"] = HOST_COLUMNS
-        self._sink = TraceSink(self.folder / "power", channels)
-        self._sampler = Sampler(self._opened.sources, self._opened.first, self._t0_s, self.interval_s, self._sink,
-                                clock=self._clock, host=host, checkpoint=self._checkpoint, checkpoint_s=CHECKPOINT_S)
+        self._sampler, self._sink = start_sampling(self._opened, self._proxy, self.folder, self._t0_s, self.interval_s,
+                                                   self._edges, self._clock, self._checkpoint, CHECKPOINT_S)
         self._write_running()
-        self.log(f"sources: {', '.join(s.name for s in self._opened.sources)}; interval {self.interval_s:g} s")
+        where = "a sampler process" if self._proxy is not None else "a thread"
+        self.log(f"sources: {', '.join(s.name for s in self._opened.sources)}; interval {self.interval_s:g} s "
+                 f"({where})")
         for skipped in self._opened.skipped:
             self.log(f"skipped {skipped['name']}: {skipped['reason']}")
-        if self._edges["background"]:
-            self._sampler.start()
 
     def _join_environment(self) -> None:
         if self._env is not None:
@@ -255,6 +243,7 @@ class Measurement:
             handle.record = window_record(self._state_now(), name, start, end, measured, n_samples, complete)
             with self._lock:
                 self._windows.append(handle.record)
+            self._publish()
 
     def mark(self, name: str) -> None:
         """Start a named window that runs until the next mark or the end of the session."""
@@ -386,6 +375,12 @@ class Measurement:
         with self._write_lock:
             if self._state in ("running", "starting"):
                 write_json(self.folder, "results.json", running_results(self._state_now(now)))
+        self._publish()
+
+    def _publish(self) -> None:
+        """Hand the sampler process the state it rewrites the running results.json from."""
+        if self._proxy is not None and self._state in ("running", "starting"):
+            self._proxy.publish(self._state_now())
 
     def _checkpoint(self, snap: Any) -> None:
         """From the sampling thread: the running record with the energy so far (a full disk just skips one)."""
