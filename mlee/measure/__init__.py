@@ -14,15 +14,24 @@ import sys
 import types
 from typing import Any
 
-from mlee.measure.result import MeasurementResult, WindowHandle
-from mlee.measure.session import Measurement, measure
-from mlee.measure.settings import SessionSettings
-
 __all__ = ["Measurement", "MeasurementResult", "SessionSettings", "WindowHandle", "measure"]
+#: Public name -> its module, imported on first use (the sampler process imports parts of this package only).
+_LAZY = {"Measurement": "session", "measure": "session", "MeasurementResult": "result", "WindowHandle": "result",
+         "SessionSettings": "settings"}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"mlee.measure.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'mlee.measure' has no attribute {name!r}")
 
 
 class _CallablePackage(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from mlee.measure.session import measure
+
         return measure(*args, **kwargs)
 
 

@@ -112,7 +112,6 @@ def serve(conn: Any, spec: WorkerSpec) -> None:
 
 def _run(conn: Any, opened: Any, folder: str, channels: dict, t0_s: float, interval_s: float, host_pid: int,
          checkpoint_s: float) -> None:
-    from mlee.measure.record import running_results
     from mlee.monitors.host import HostMonitor
     from mlee.monitors.sampler import Sampler
     from mlee.results.layout import write_json
@@ -121,6 +120,8 @@ def _run(conn: Any, opened: Any, folder: str, channels: dict, t0_s: float, inter
     state: list[Any] = [None]
 
     def checkpoint(snap: Any) -> None:
+        from mlee.measure.record import running_results  # first needed seconds after the start
+
         if state[0] is not None:
             write_json(Path(folder), "results.json", running_results(replace(state[0], now=snap)))
 
@@ -242,7 +243,10 @@ class RemoteSampler:
     def stop(self) -> Any:
         """Final readings, then the process ends; returns the final snapshot."""
         end, self._summary, self._stats, self._truncated = self._call(("stop",))[1]
-        self._reap()
+        import threading
+
+        # The process has sent everything; its interpreter shutdown need not hold up the session's end.
+        threading.Thread(target=self._reap, name="mlee-sampler-reap", daemon=True).start()
         return end
 
     def _reap(self) -> None:

@@ -13,20 +13,31 @@ Importing this package is light: numpy is only imported when a trace is parsed.
 
 from __future__ import annotations
 
-from mlee.results.database import load_database, parse_database
-from mlee.results.environment import environment_name, hardware_name
-from mlee.results.folder import read_experiment
-from mlee.results.legacy import read_legacy_file
-from mlee.results.merging import MergeReport, merge, merge_into
-from mlee.results.schema import CURRENT_VERSIONS, load_schema
+from typing import Any
 
-#: Version of results.json files this mlee writes and reads.
-RESULTS_SCHEMA_VERSION = CURRENT_VERSIONS["results"]
-#: Version of merged databases this mlee writes and reads.
-DATABASE_SCHEMA_VERSION = CURRENT_VERSIONS["database"]
+#: Public name -> the module that defines it; imported on first use, so that the experiment-folder writers
+#: (``mlee.results.layout``, ``mlee.results.tracefile``), which a sampler process imports, stay light.
+_LAZY = {
+    "load_database": "database", "parse_database": "database", "environment_name": "environment",
+    "hardware_name": "environment", "read_experiment": "folder", "read_legacy_file": "legacy",
+    "MergeReport": "merging", "merge": "merging", "merge_into": "merging", "load_schema": "schema",
+}
 
 __all__ = [
     "DATABASE_SCHEMA_VERSION", "MergeReport", "RESULTS_SCHEMA_VERSION", "environment_name", "hardware_name",
     "load_database", "load_schema", "merge", "merge_into", "parse_database", "read_experiment",
     "read_legacy_file",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"mlee.results.{_LAZY[name]}"), name)
+    if name in ("RESULTS_SCHEMA_VERSION", "DATABASE_SCHEMA_VERSION"):
+        # Versions of results.json files and of merged databases this mlee writes and reads.
+        from mlee.results.schema import CURRENT_VERSIONS
+
+        return CURRENT_VERSIONS["results" if name.startswith("RESULTS") else "database"]
+    raise AttributeError(f"module 'mlee.results' has no attribute {name!r}")
