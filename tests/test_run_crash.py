@@ -65,7 +65,7 @@ def spawn_run(tmp_path: Path, root: Path, *cmd: str, interval: str = "0.05", out
                 "--", *cmd)
 
 
-def wait_for(predicate, timeout_s: float = 30.0) -> None:
+def wait_for(predicate, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -246,3 +246,33 @@ def test_bad_options_are_usage_errors_that_leave_no_folder(tmp_path, tree, args,
     assert proc.returncode == 2, text
     assert text.count("error:") == 1 and needle in text and "Traceback" not in text
     assert not out.exists() or list(out.iterdir()) == []  # nothing made before measuring could begin
+
+
+def test_merge_update_reads_a_run_again_once_its_process_is_gone(tmp_path, tree):
+    """`--update` must not keep a killed run skipped as "in progress" for ever because its files stopped changing."""
+    proc = spawn_run(tmp_path, tree, "sleep", "30")
+    db = tmp_path / "db.json"
+
+    def merge_update() -> dict:
+        done = subprocess.run([sys.executable, "-m", "mlee", "merge", "--update", str(tmp_path / "out"), "-o",
+                               str(db)], cwd=ROOT, env={**os.environ, **ENV}, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(db.read_text())
+
+    import psutil
+
+    try:
+        wait_for(lambda: len(folders(tmp_path / "out")) == 1 and (folders(tmp_path / "out")[0] / "environment.json")
+                 .exists())
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert merge_update()["records"] == []  # alive: still in progress
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        for child in locals().get("children", []):
+            child.kill()
+        if proc.poll() is None:
+            proc.kill()
+    (record,) = merge_update()["records"]
+    assert record["status"] == "interrupted"

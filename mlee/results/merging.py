@@ -154,7 +154,8 @@ def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[
     known: list[tuple[Input, str | None]] = []
     for inp in inputs:
         old = prev.inputs.get(inp.key)
-        if old is not None and old.get("display") == inp.display:
+        in_progress = "still in progress" in str((old or {}).get("skip") or "")  # killed since? read it again
+        if old is not None and old.get("display") == inp.display and not in_progress:
             known.append((inp, old.get("fingerprint")))
 
     def unchanged(i: int) -> bool:
