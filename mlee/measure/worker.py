@@ -100,6 +100,11 @@ def serve(conn: Any, spec: WorkerSpec) -> None:
     conn.send(("opened", [SourceCopy(s.name, s.domain, s.method, s.detail, getattr(s, "min_interval_s", 0.0) or 0.0,
                                      getattr(s, "max_interval_s", None)) for s in opened.sources],
                list(opened.first), list(opened.skipped)))
+    # While the measured process makes the folder, load what sampling into it needs (psutil, the trace writers).
+    import mlee.monitors.host
+    import mlee.monitors.sampler
+    import mlee.results.layout
+    import mlee.results.tracefile  # noqa: F401
     try:
         message = conn.recv()
     except (EOFError, OSError):
@@ -183,9 +188,10 @@ class RemoteSampler:
 
         ours, theirs = socket.socketpair()
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(mlee.__file__)))
-        boot = (f"import sys; sys.path.insert(0, {package_root!r}); "
-                f"from mlee.measure.worker import main; main({theirs.fileno()})")
-        self._proc = subprocess.Popen([sys.executable, "-c", boot], pass_fds=(theirs.fileno(),),
+        # -S: no site import (a fifth of the start-up); the measured process's own search path instead.
+        path = [package_root] + [p for p in sys.path if p and p != package_root]
+        boot = f"import sys; sys.path[:] = {path!r}; from mlee.measure.worker import main; main({theirs.fileno()})"
+        self._proc = subprocess.Popen([sys.executable, "-S", "-c", boot], pass_fds=(theirs.fileno(),),
                                       stdin=subprocess.DEVNULL, close_fds=True)
         theirs.close()
         self._conn = Connection(ours.detach())
