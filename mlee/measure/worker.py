@@ -164,7 +164,11 @@ def _answer(conn: Any, sampler: Any, sink: Any, state: list) -> None:
                 conn.send(("ok", None))
             elif kind == "stop":
                 end = sampler.stop()
-                conn.send(("ok", (end, sampler.summary(), sampler.stats(), sink.truncated())))
+                import time
+
+                # The sampler process's whole CPU (its start-up included), beside its thread's.
+                stats = {**sampler.stats(), "process_cpu_s": time.process_time()}
+                conn.send(("ok", (end, sampler.summary(), stats, sink.truncated())))
                 return
         except Exception as exc:  # noqa: BLE001 - answered, never a hang of the measured process
             conn.send(("error", "MleeError", f"sampler process: {type(exc).__name__}: {exc}",
