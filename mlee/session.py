@@ -81,7 +81,7 @@ class Measurement:
         country: ISO alpha-3 country for the codecarbon estimate and the carbon figure.
         pue: Power usage effectiveness of the facility (>= 1.0; default 1.0, no overhead) for the carbon figure.
         config: Extra run arguments for ``config.json``.
-        powercap_root, nvml, clock, estimator, sleep: Hardware and time edges, injectable for tests.
+        powercap_root, nvml, amdsmi, clock, estimator, sleep: Hardware and time edges, injectable for tests.
         host_pid: Root of the process tree traced in ``host.csv`` (default: this process).
         write_log: Write session events to ``log.txt`` (``mlee run`` writes the command's output there).
         background: Sample in a background thread (tests driving a fake clock turn it off).
@@ -95,7 +95,7 @@ class Measurement:
                  powercap_root: Any = None,
                  nvml: Any = None, clock: Callable[[], float] | None = None, estimator: Any = None,
                  sleep: Callable[[float], None] | None = None, host_pid: int | None = None,
-                 write_log: bool = True, background: bool = True) -> None:
+                 write_log: bool = True, background: bool = True, amdsmi: Any = None) -> None:
         from mlee.monitors.estimate import check_country, resolve_country
 
         check_session_args(kind, interval_s, baseline_s, pue)
@@ -111,13 +111,15 @@ class Measurement:
         self.pue = float(pue)
         self.config = dict(config or {})
         self._powercap_root, self._nvml, self._estimator = powercap_root, nvml, estimator
+        self._amdsmi = amdsmi  # issue 14: AMD SMI module, injectable like nvml
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
         self._host_pid, self._write_log, self._background = host_pid, write_log, background
         self._kwargs = {"kind": kind, "output_dir": output_dir, "interval_s": interval_s, "sources": sources,
                         "baseline_s": baseline_s, "country": country, "config": config, "pue": pue,
                         "powercap_root": powercap_root, "nvml": nvml, "clock": clock, "estimator": estimator,
-                        "sleep": sleep, "host_pid": host_pid, "write_log": write_log, "background": background}
+                        "sleep": sleep, "host_pid": host_pid, "write_log": write_log, "background": background,
+                        "amdsmi": amdsmi}
         self.folder: Path | None = None
         self.id: str | None = None
         self._state = "new"
@@ -161,7 +163,8 @@ class Measurement:
             raise MleeError("a measurement session runs once", fix="make a new mlee.measure(...) for each run")
         self._state = "starting"
         self._opened = open_sources(self.requested_sources, powercap_root=self._powercap_root, nvml=self._nvml,
-                                    clock=self._clock, country=self.country, estimator=self._estimator)
+                                    clock=self._clock, country=self.country, estimator=self._estimator,
+                                    sleep=self._sleep, amdsmi=self._amdsmi)  # issue 14: checks wait on sleep
         # The session starts at its first reading (opening codecarbon alone takes seconds).
         now_s, now_wall = self._clock(), dt.datetime.now(dt.timezone.utc)
         self._t0_s = min([r.t_s for r in self._opened.first] + [now_s])

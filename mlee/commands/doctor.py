@@ -1,7 +1,9 @@
 """CLI: ``mlee doctor [--json]``: which power sources this machine offers, why not, and the fix.
 
-Fast on purpose (under a second): codecarbon is found with ``importlib.util.find_spec``, never
-imported; RAPL is probed by reading each counter once; NVML by one init.
+Fast on purpose (about a second): codecarbon is found with ``importlib.util.find_spec``, never
+imported; RAPL is probed by reading each counter once (twice, 50 ms apart, when there are two
+package zones that might mirror one counter); GPUs by one init and one counter check (0.25 s for
+NVML, 0.5 s for AMD SMI, one wait for all GPUs of a kind).
 """
 
 from __future__ import annotations
@@ -12,8 +14,14 @@ import typer
 
 
 def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root: Any = None,
-             nvml: Any = None) -> dict:
-    """Everything ``mlee doctor`` shows, as a JSON-ready dict (sorted, deterministic)."""
+             nvml: Any = None, amdsmi: Any = None, sleep: Any = None, env: dict[str, str] | None = None) -> dict:
+    """Everything ``mlee doctor`` shows, as a JSON-ready dict (sorted, deterministic).
+
+    The sources are decided by the same functions a run uses (:func:`mlee.monitors.detect.detect_all`);
+    ``powercap_root``, ``nvml``, ``amdsmi``, ``sleep`` and ``env`` are the injectable hardware edges.
+    """
+    import time
+
     from mlee.monitors.base import Method
     from mlee.monitors.detect import default_method, probe_all
     from mlee.monitors.estimate import codecarbon_available, resolve_country
@@ -21,7 +29,8 @@ def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root:
     from mlee.monitors.sampler import MIN_INTERVAL_S
 
     code = resolve_country(country)
-    probes = probe_all(powercap_root=powercap_root, nvml=nvml, country=code)
+    probes = probe_all(powercap_root=powercap_root, nvml=nvml, country=code, env=env, amdsmi=amdsmi,
+                       sleep=sleep or time.sleep)
     limits = [p.detail.get("max_interval_s") for p in probes if p.available and p.detail.get("max_interval_s")]
     effective_s = max(MIN_INTERVAL_S, min([interval_s, *limits]))
     components = default_method(probes)
