@@ -278,6 +278,8 @@ def build_results(m: Any, end: Any, end_wall: dt.datetime, status: str, error: s
     start = m._workload_start
     sampler = m._sampler
     deltas = {n: end.energy_j[n] - start.energy_j[n] for n in end.energy_j}
+    figures = _source_figures(m, start, end, deltas)  # issue 14: no figure without a valid interval
+    deltas = {n: figures[n].energy_j for n in deltas}
     energy_j, energy_method = by_component(deltas, domains, methods)
     duration_s = end.t_s - start.t_s
     results = _base_results(m, status)
@@ -287,9 +289,11 @@ def build_results(m: Any, end: Any, end_wall: dt.datetime, status: str, error: s
         invalid = [[a - sampler.t0_s, b - sampler.t0_s] for a, b in track.invalid_until(m._clock())]
         entry.update(energy_j=deltas[source.name], n_samples=track.n_samples, valid=not invalid,
                      invalid_intervals=invalid, detail=_jsonable(source.detail))
+        entry.update(_figure_fields(figures[source.name]))  # issue 14
         if track.last_error:
             entry["last_error"] = track.last_error
         sources.append(entry)
+    results.update(_coverage_fields(figures, domains))  # issue 14
     baseline = None
     if m._baseline_snaps is not None:
         b0, b1 = m._baseline_snaps
@@ -306,6 +310,38 @@ def build_results(m: Any, end: Any, end_wall: dt.datetime, status: str, error: s
                  "last_error": sampler.last_loop_error or None},
     )
     return {**m._extra, **results}
+
+
+# -- issue 14: never a silent zero, never a silent part (logic in mlee.monitors.accounting) ----------
+def _source_figures(m: Any, start: Any, end: Any, deltas: dict) -> dict:
+    """Each source's :class:`~mlee.monitors.accounting.SourceFigure` over the workload."""
+    from mlee.monitors.accounting import source_figure
+
+    sampler = m._sampler
+    figures = {}
+    for name, delta in deltas.items():
+        track = sampler.tracks[name]
+        invalid = [(a - sampler.t0_s, b - sampler.t0_s) for a, b in track.invalid_until(m._clock())]
+        figures[name] = source_figure(delta, invalid, start.t_s, end.t_s, track.last_error)
+    return figures
+
+
+def _figure_fields(figure: Any) -> dict:
+    """The keys a source entry of ``results.json`` gets from its figure."""
+    fields = {"valid": figure.valid, "covered_fraction": figure.covered_fraction}
+    if figure.reason:
+        fields["reason"] = figure.reason
+    return fields
+
+
+def _coverage_fields(figures: dict, domains: dict) -> dict:
+    """``energy_coverage`` (per component), ``partial`` and ``missing_energy`` of ``results.json``."""
+    from mlee.monitors.accounting import coverage
+
+    shares = coverage(figures, domains)
+    missing = [{"name": n, "reason": f.reason} for n, f in sorted(figures.items()) if f.energy_j is None]
+    return {"energy_coverage": shares, "missing_energy": missing,
+            "partial": any(v is not None and 0.0 < v < 1.0 for v in shares.values())}
 
 
 def check_session_args(kind: str, interval_s: Any, baseline_s: Any, pue: Any) -> None:
