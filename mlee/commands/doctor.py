@@ -14,11 +14,12 @@ import typer
 
 
 def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root: Any = None,
-             nvml: Any = None, amdsmi: Any = None, sleep: Any = None, env: dict[str, str] | None = None) -> dict:
+             nvml: Any = None, amdsmi: Any = None, sleep: Any = None, env: dict[str, str] | None = None,
+             clock: Any = None) -> dict:
     """Everything ``mlee doctor`` shows, as a JSON-ready dict (sorted, deterministic).
 
     The sources are decided by the same functions a run uses (:func:`mlee.monitors.detect.detect_all`);
-    ``powercap_root``, ``nvml``, ``amdsmi``, ``sleep`` and ``env`` are the injectable hardware edges.
+    ``powercap_root``, ``nvml``, ``amdsmi``, ``sleep``, ``clock`` and ``env`` are the injectable edges.
     """
     import time
 
@@ -30,7 +31,7 @@ def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root:
 
     code = resolve_country(country)
     probes = probe_all(powercap_root=powercap_root, nvml=nvml, country=code, env=env, amdsmi=amdsmi,
-                       sleep=sleep or time.sleep)
+                       sleep=sleep or time.sleep, clock=clock or time.monotonic)
     limits = [p.detail.get("max_interval_s") for p in probes if p.available and p.detail.get("max_interval_s")]
     effective_s = max(MIN_INTERVAL_S, min([interval_s, *limits]))
     components = default_method(probes)

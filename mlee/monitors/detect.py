@@ -215,12 +215,13 @@ def _open_named(opened: OpenedSources, wanted: dict[str, list[str]], edges: Edge
 
 def probe_all(powercap_root: Any = None, nvml: Any = None, country: str | None = None,
               env: dict[str, str] | None = None, amdsmi: Any = None,
-              sleep: Callable[[float], None] = time.sleep) -> list[Probe]:
+              sleep: Callable[[float], None] = time.sleep,
+              clock: Callable[[], float] = time.monotonic) -> list[Probe]:
     """Probe every source family without measuring (for ``mlee doctor``): the decisions of
     :func:`detect_all`, with every source closed again. Never raises for hardware."""
     from mlee.monitors import estimate as est
 
-    found = detect_all(Edges(powercap_root, nvml, amdsmi, sleep=sleep, env=env))
+    found = detect_all(Edges(powercap_root, nvml, amdsmi, clock=clock, sleep=sleep, env=env))
     for detected in found.values():
         for source in detected.sources:
             with contextlib.suppress(Exception):
