@@ -289,11 +289,11 @@ def build_results(m: Any, end: Any, end_wall: dt.datetime, status: str, error: s
         invalid = [[a - sampler.t0_s, b - sampler.t0_s] for a, b in track.invalid_until(m._clock())]
         entry.update(energy_j=deltas[source.name], n_samples=track.n_samples, valid=not invalid,
                      invalid_intervals=invalid, detail=_jsonable(source.detail))
-        entry.update(_figure_fields(figures[source.name]))  # issue 14
+        entry.update(_figure_fields(figures[source.name], entry["detail"]))  # issue 14
         if track.last_error:
             entry["last_error"] = track.last_error
         sources.append(entry)
-    results.update(_coverage_fields(figures, domains))  # issue 14
+    results.update(_coverage_fields(figures, domains), **shared_field(sources))  # issue 14
     baseline = None
     if m._baseline_snaps is not None:
         b0, b1 = m._baseline_snaps
@@ -326,11 +326,13 @@ def _source_figures(m: Any, start: Any, end: Any, deltas: dict) -> dict:
     return figures
 
 
-def _figure_fields(figure: Any) -> dict:
-    """The keys a source entry of ``results.json`` gets from its figure."""
+def _figure_fields(figure: Any, detail: dict) -> dict:
+    """The keys a source entry of ``results.json`` gets from its figure (and ``shared`` for a MIG parent GPU)."""
     fields = {"valid": figure.valid, "covered_fraction": figure.covered_fraction}
     if figure.reason:
         fields["reason"] = figure.reason
+    if detail.get("shared"):
+        fields["shared"] = True  # the whole GPU was measured, other MIG instances included
     return fields
 
 
@@ -342,6 +344,11 @@ def _coverage_fields(figures: dict, domains: dict) -> dict:
     missing = [{"name": n, "reason": f.reason} for n, f in sorted(figures.items()) if f.energy_j is None]
     return {"energy_coverage": shares, "missing_energy": missing,
             "partial": any(v is not None and 0.0 < v < 1.0 for v in shares.values())}
+
+
+def shared_field(sources: list) -> dict:
+    """``shared: true`` in ``results.json`` when a figure includes other users' work (a MIG parent GPU)."""
+    return {"shared": any(s.get("shared") for s in sources)}
 
 
 def check_session_args(kind: str, interval_s: Any, baseline_s: Any, pue: Any) -> None:
