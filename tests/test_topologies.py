@@ -243,3 +243,37 @@ def test_d7_infer_exits_1_when_no_component_has_a_valid_figure(tmp_path, monkeyp
     cpu_ok = {"total": None, "cpu": 12.0, "dram": None, "gpu": None}  # the CPU figure is still valid: exit 0
     monkeypatch.setattr(modelrun, "run_models", lambda *a, **k: [outcome(cpu_ok, lost)])
     assert execute(["m"], SimpleNamespace(task="inference"), {}, as_json=True) == 0
+
+
+def test_d7_a_lost_gpu_beside_a_valid_cpu_leaves_the_total_null_and_the_folder_merges(tmp_path):
+    from mlee.results.folder import read_experiment
+
+    clock = FakeClock()
+    rig = Rig(tmp_path / "pc", clock).zone("intel-rapl:0", "package-0", 20).nvidia(watts=100).build()
+    with session(tmp_path, rig) as m:
+        rig.nvml.gpus[0].lost_after = 0  # every read from now on: NVMLError_GpuIsLost
+        clock.advance(2.0)
+    r = m.result
+    assert r.energy_j["cpu"] == pytest.approx(40.0) and r.energy_j["gpu"] is None and r.energy_j["total"] is None
+    assert r.energy_method["gpu"] is None and r.results["energy_coverage"]["gpu"] == 0.0
+    assert [e["name"] for e in r.results["missing_energy"]] == ["nvml:0"]
+    record = read_experiment(r.folder)  # merge accepts a null total when a source had no figure
+    assert record["energy_j"]["total"] is None and record["missing_energy"][0]["name"] == "nvml:0"
+
+
+def test_labels_and_the_report_say_partial_and_shared():
+    import copy
+
+    from mlee.label.content import label_content
+    from mlee.report.payload import page_record
+    from test_label_records import rated_one
+
+    plain = rated_one("ResNet50")
+    marked = copy.deepcopy(plain)
+    marked["record"].update(partial=True, shared=True, energy_coverage={"total": 0.5})
+    assert "PARTIAL" not in label_content(plain).energy_note
+    note = label_content(marked).energy_note
+    assert note.endswith(" \u00b7 PARTIAL (valid readings cover 50% of the run) \u00b7 SHARED GPU (whole MIG parent measured)")
+    page = page_record(marked, {}, None, None)
+    assert page["partial"] is True and page["shared"] is True
+    assert page_record(plain, {}, None, None)["partial"] is False
