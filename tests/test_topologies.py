@@ -277,3 +277,44 @@ def test_labels_and_the_report_say_partial_and_shared():
     page = page_record(marked, {}, None, None)
     assert page["partial"] is True and page["shared"] is True
     assert page_record(plain, {}, None, None)["partial"] is False
+
+
+def test_doctor_table_shows_the_mirror_decision_and_the_gpu_fallback(tmp_path, monkeypatch, capsys):
+    from mlee.commands.doctor import _render, diagnose
+
+    clock = FakeClock()
+    rig = scenario("D1-amd-multi-die-mirror").make(Rig(tmp_path / "pc", clock))
+    rig.nvidia(energy_error=pynvml.NVML_ERROR_UNKNOWN).build()
+    monkeypatch.setenv("COLUMNS", "250")
+    _render(diagnose(powercap_root=rig.root, nvml=rig.nvml, amdsmi=FakeAmdSmi([]), sleep=rig.sleep, clock=clock,
+                     env={}))
+    text = capsys.readouterr().out
+    assert "counted once, rapl:package-0-die-1 is the same counter" in text
+    assert "power integration: nvmlDeviceGetTotalEnergyConsumption failed: Unknown Error" in text
+
+
+def test_the_infer_table_marks_partial_and_shared_figures(tmp_path):
+    from types import SimpleNamespace
+
+    from mlee.commands.infer import _summary_rows
+
+    per = {"energy_j": {"total": 0.5}, "energy_method": {"total": "counter"}}
+    outcome = SimpleNamespace(model="m", status="completed", error=None, folder=tmp_path,
+                              results={"per_sample": per, "partial": True, "shared": True})
+    assert _summary_rows([outcome])[0]["energy_per_sample"] == "0.5 J (counter) PARTIAL SHARED"
+    outcome.results = {"per_sample": per}
+    assert _summary_rows([outcome])[0]["energy_per_sample"] == "0.5 J (counter)"
+
+
+def test_ratings_use_partial_figures_only_when_the_spec_allows_them():
+    from mlee.rating import load_spec, rate_database
+    from mlee.rating.spec import spec_from_dict
+    from test_label_records import MODELS, database, db_record
+
+    records = [db_record(m, ident=f"infer-{m.lower()}", **({"partial": True} if m == "ResNet50" else {}))
+               for m in MODELS]
+    strict = load_spec("mlee-2022")
+    assert "ResNet50" not in {r["model"] for r in rate_database(database(*records), strict)}
+    lenient = spec_from_dict({**strict.to_dict(), "allow_partial": True}, "test")
+    assert "ResNet50" in {r["model"] for r in rate_database(database(*records), lenient)}
+    assert lenient.sha256 != strict.sha256 and "allow_partial" not in strict.to_dict()

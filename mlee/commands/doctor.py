@@ -54,6 +54,21 @@ def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root:
     }
 
 
+def _detail_note(detail: dict) -> str:
+    """What a usable source's detail says that changes its figure: mirror check, counter fallback, MIG."""
+    notes = []
+    check = detail.get("mirror_check") or {}
+    if detail.get("mirrored_by"):
+        notes.append(f"mirror check: counted once, {', '.join(detail['mirrored_by'])} is the same counter")
+    elif check.get("decision") == "independent":
+        notes.append("mirror check: independent counter" + (f" ({check['why']})" if check.get("why") else ""))
+    if detail.get("counter_unusable"):
+        notes.append(f"power integration: {detail['counter_unusable']}")
+    if detail.get("shared"):
+        notes.append("shared: the whole GPU of a MIG instance, other instances included")
+    return "\n".join(notes)
+
+
 def _render(report: dict) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -65,7 +80,7 @@ def _render(report: dict) -> None:
         table.add_column(column, overflow="fold")
     for s in report["sources"]:
         status = Text("available", style="green") if s["available"] else Text("unavailable", style="yellow")
-        why = s["reason"] + (f"\nfix: {s['fix']}" if s["fix"] else "")
+        why = (s["reason"] or _detail_note(s["detail"])) + (f"\nfix: {s['fix']}" if s["fix"] else "")
         table.add_row(Text(s["name"]), s["domain"], s["method"] or "-", status, Text(why or "-"))
     console = out()
     console.print(table)

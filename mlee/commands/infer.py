@@ -98,6 +98,11 @@ def _energy_text(block: dict | None) -> str:
     return f"{energy:.4g} J ({'ESTIMATE' if method == 'estimate' else method})"
 
 
+def _marks(results: dict) -> str:
+    """`` PARTIAL`` / `` SHARED`` after a figure that covers part of the run or a whole MIG parent GPU (issue 14)."""
+    return (" PARTIAL" if results.get("partial") else "") + (" SHARED" if results.get("shared") else "")
+
+
 def _summary_rows(outcomes: list) -> list[dict]:
     rows = []
     for o in outcomes:
@@ -106,7 +111,7 @@ def _summary_rows(outcomes: list) -> list[dict]:
         training = r.get("training") or {}
         rows.append({
             "model": o.model, "status": o.status, "backend": (r.get("backend") or {}).get("name"),
-            "energy_per_sample": _energy_text(per),
+            "energy_per_sample": _energy_text(per) + _marks(r),
             "time_ms": _fmt(per.get("time_ms") if per else None, ".3f"),
             "throughput_per_s": _fmt(per.get("throughput_per_s") if per else None, ".1f"),
             "top1": _fmt((r.get("metrics") or {}).get("top1"), ".3f"),
