@@ -318,3 +318,20 @@ def test_ratings_use_partial_figures_only_when_the_spec_allows_them():
     lenient = spec_from_dict({**strict.to_dict(), "allow_partial": True}, "test")
     assert "ResNet50" in {r["model"] for r in rate_database(database(*records), lenient)}
     assert lenient.sha256 != strict.sha256 and "allow_partial" not in strict.to_dict()
+
+
+def test_gpu_counter_reset_and_a_lost_amd_gpu_drop_their_interval_only(tmp_path):
+    clock = FakeClock()
+    nvml = FakeNvml([FakeGpu(energy_mj=[9_000_000, 9_001_000, 9_002_000, 1_000, 3_000])])
+    (gpu,) = open_sources(["nvml"], nvml=nvml, clock=clock, sleep=clock.sleep, env={}).sources
+    clock.advance(1.0)
+    assert gpu.read().energy_j == pytest.approx(2.0)
+    with pytest.raises(SourceReadError, match="went backwards"):  # a driver reset: never a negative figure
+        gpu.read()
+    assert gpu.read().energy_j == pytest.approx(2.0)  # counting again from the new anchor
+    amd = FakeAmdSmi([FakeAmdGpu(energy_ticks=[1000, 1000 + 300 / 15.3e-6 * 0.5, 3e7], power_w=[300], lost_after=5)])
+    (src,) = open_sources(["amdsmi"], amdsmi=amd, clock=clock, sleep=clock.sleep, env={}).sources
+    assert src.method is Method.counter  # 300 W by the counter over the 0.5 s check, as power said
+    assert src.read().energy_j == pytest.approx(3e7 * 15.3e-6 - 1000 * 15.3e-6)  # the 5th call to the GPU
+    with pytest.raises(SourceReadError, match="AMD SMI"):  # then the driver is gone: that interval is invalid
+        src.read()

@@ -307,7 +307,7 @@ def detect_amdsmi(amdsmi: Any = None, *, clock: Callable[[], float] = time.monot
                                       {"index": index})
                 continue
             sources.append(source)
-        if any(s.method is Method.counter for s in sources):
+        if any(s.method is Method.counter and s._check is not None for s in sources):
             sleep(COUNTER_CHECK_S)
             for source in list(sources):
                 try:
