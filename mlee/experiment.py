@@ -293,7 +293,7 @@ def build_results(m: Any, end: Any, end_wall: dt.datetime, status: str, error: s
         if track.last_error:
             entry["last_error"] = track.last_error
         sources.append(entry)
-    results.update(_coverage_fields(figures, domains), **shared_field(sources))  # issue 14
+    results.update(_coverage_fields(figures, domains), **_shared_field(sources))  # issue 14
     baseline = None
     if m._baseline_snaps is not None:
         b0, b1 = m._baseline_snaps
@@ -346,7 +346,7 @@ def _coverage_fields(figures: dict, domains: dict) -> dict:
             "partial": any(v is not None and 0.0 < v < 1.0 for v in shares.values())}
 
 
-def shared_field(sources: list) -> dict:
+def _shared_field(sources: list) -> dict:
     """``shared: true`` in ``results.json`` when a figure includes other users' work (a MIG parent GPU)."""
     return {"shared": any(s.get("shared") for s in sources)}
 
