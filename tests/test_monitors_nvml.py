@@ -12,18 +12,18 @@ from mlee.monitors.nvml import NvmlSource, open_nvml, probe_nvml, visible_indice
 
 
 def test_counter_gpu_reports_joules_since_open(clock):
-    gpu = FakeGpu(energy_mj=[5_000_000, 5_001_500, 5_004_000])
+    gpu = FakeGpu(energy_mj=[5_000_000, 5_000_400, 5_001_500, 5_004_000])  # the 2nd read: the counter check
     nvml = FakeNvml([gpu])
-    (src,) = open_nvml(nvml, clock=clock, env={})
+    (src,) = open_nvml(nvml, clock=clock, env={}, sleep=clock.sleep)
     assert src.method is Method.counter and src.first_reading.energy_j == 0.0
     clock.advance(1.0)
     reading = src.read()
-    assert reading.energy_j == pytest.approx(1.5) and reading.power_w == pytest.approx(1.5)
+    assert reading.energy_j == pytest.approx(1.5) and reading.power_w == pytest.approx(1.5 / 1.25)  # 0.25 s check
     clock.advance(1.0)
     assert src.close().energy_j == pytest.approx(4.0)
     assert src.detail["uuid"] == gpu.uuid and src.detail["driver"] == "550.54.15"
     assert nvml.initialised == 0  # nvmlShutdown after the last source closed
-    assert "nvmlDeviceGetPowerUsage" not in nvml.calls
+    assert nvml.calls.count("nvmlDeviceGetPowerUsage") == 1  # once at open, to judge the counter check
 
 
 def test_pre_volta_gpu_falls_back_to_power_readings(clock):
@@ -49,8 +49,8 @@ def test_gpu_without_energy_or_power_is_unavailable():
 
 
 def test_gpu_lost_mid_run_raises_a_read_error(clock):
-    nvml = FakeNvml([FakeGpu(energy_mj=[0, 1000, 2000], lost_after=2)])
-    (src,) = open_nvml(nvml, clock=clock, env={})
+    nvml = FakeNvml([FakeGpu(energy_mj=[0, 500, 1000, 2000], lost_after=4)])  # open: energy, power; check
+    (src,) = open_nvml(nvml, clock=clock, env={}, sleep=clock.sleep)
     clock.advance(1.0)
     assert src.read().energy_j == pytest.approx(1.0)
     with pytest.raises(SourceReadError, match="GPU lost"):

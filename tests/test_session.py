@@ -15,6 +15,7 @@ from fakes.machine import fake_machine
 from fakes.nvml import FakeNvml
 from mlee.errors import MleeError, SourceUnavailable, UsageError
 from mlee.measure.session import Measurement
+from mlee.monitors.nvml import COUNTER_CHECK_S
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "mlee" / "schema"
 
@@ -45,7 +46,8 @@ def test_energies_windows_and_marks_are_exact(tmp_path, clock):
     assert r.estimated is False
     win, tail = r.windows
     assert (win["name"], win["measured"], win["n_samples"], win["valid"]) == ("repeat-0", True, 64, True)
-    assert win["duration_s"] == pytest.approx(3.0) and win["start_s"] == pytest.approx(2.0)
+    # the session starts at its first reading, before detection watched the GPU counter (COUNTER_CHECK_S)
+    assert win["duration_s"] == pytest.approx(3.0) and win["start_s"] == pytest.approx(2.0 + COUNTER_CHECK_S)
     assert win["energy_j"] == pytest.approx({"total": 735.0, "cpu": 120.0, "dram": 15.0, "gpu": 600.0})
     assert tail["name"] == "tail" and tail["mark"] is True and tail["energy_j"]["total"] == pytest.approx(245.0)
     assert [s["name"] for s in r.sources] == ["rapl:package-0", "rapl:package-0-dram", "nvml:0"]
@@ -91,7 +93,8 @@ def test_the_traces_statistics_are_stored_as_a_merge_computes_them(tmp_path, clo
         assert (entry["size_bytes"], entry["crc32"]) == (len(data), f"{zlib.crc32(data):08x}")
         parsed, _ = trace_stats(power / name, name[:-4])
         assert {f"{name[:-4]}.{c}": v for c, v in entry["channels"].items()} == parsed
-    assert doc["traces"]["rapl_package-0.csv"]["channels"]["energy_j"]["max"] == pytest.approx(80.0)
+    # 40 W from the first reading, which comes before detection watched the GPU counter (COUNTER_CHECK_S)
+    assert doc["traces"]["rapl_package-0.csv"]["channels"]["energy_j"]["max"] == pytest.approx(80.0 + 40 * COUNTER_CHECK_S)
 
 
 def test_a_stats_file_that_cannot_be_written_loses_nothing(tmp_path, clock, monkeypatch):
@@ -202,7 +205,7 @@ def test_auto_detection_falls_back_to_the_estimate_and_says_so(tmp_path, clock):
     assert r.energy_method == {"total": "estimate", "cpu": "estimate", "dram": "estimate", "gpu": None}
     assert r.estimated is True
     skipped = {s["name"]: s for s in r.results["skipped_sources"]}
-    assert set(skipped) == {"rapl", "nvml"} and skipped["rapl"]["fix"]
+    assert set(skipped) == {"rapl", "nvml", "amdsmi"} and skipped["rapl"]["fix"]
     cpu = r.sources[0]
     assert cpu["detail"]["codecarbon_method"] == "cpu_load" and cpu["detail"]["tdp_w"] == 65.0
     assert estimator.started == 1 and estimator.stopped == 1  # one tracker shared by cpu and dram

@@ -1,7 +1,9 @@
 """CLI: ``mlee doctor [--json]``: which power sources this machine offers, why not, and the fix.
 
-Fast on purpose (under a second): codecarbon is found with ``importlib.util.find_spec``, never
-imported; RAPL is probed by reading each counter once; NVML by one init.
+Fast on purpose (about a second): codecarbon is found with ``importlib.util.find_spec``, never
+imported; RAPL is probed by reading each counter once (twice, 50 ms apart, when there are two
+package zones that might mirror one counter); GPUs by one init and one counter check (0.25 s for
+NVML, 0.5 s for AMD SMI, one wait for all GPUs of a kind).
 """
 
 from __future__ import annotations
@@ -12,8 +14,15 @@ import typer
 
 
 def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root: Any = None,
-             nvml: Any = None) -> dict:
-    """Everything ``mlee doctor`` shows, as a JSON-ready dict (sorted, deterministic)."""
+             nvml: Any = None, amdsmi: Any = None, sleep: Any = None, env: dict[str, str] | None = None,
+             clock: Any = None) -> dict:
+    """Everything ``mlee doctor`` shows, as a JSON-ready dict (sorted, deterministic).
+
+    The sources are decided by the same functions a run uses (:func:`mlee.monitors.detect.detect_all`);
+    ``powercap_root``, ``nvml``, ``amdsmi``, ``sleep``, ``clock`` and ``env`` are the injectable edges.
+    """
+    import time
+
     from mlee.monitors.base import Method
     from mlee.monitors.detect import default_method, probe_all
     from mlee.monitors.estimate import codecarbon_available, resolve_country
@@ -21,7 +30,8 @@ def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root:
     from mlee.monitors.sampler import MIN_INTERVAL_S
 
     code = resolve_country(country)
-    probes = probe_all(powercap_root=powercap_root, nvml=nvml, country=code)
+    probes = probe_all(powercap_root=powercap_root, nvml=nvml, country=code, env=env, amdsmi=amdsmi,
+                       sleep=sleep or time.sleep, clock=clock or time.monotonic)
     limits = [p.detail.get("max_interval_s") for p in probes if p.available and p.detail.get("max_interval_s")]
     effective_s = max(MIN_INTERVAL_S, min([interval_s, *limits]))
     components = default_method(probes)
@@ -44,6 +54,21 @@ def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root:
     }
 
 
+def _detail_note(detail: dict) -> str:
+    """What a usable source's detail says that changes its figure: mirror check, counter fallback, MIG."""
+    notes = []
+    check = detail.get("mirror_check") or {}
+    if detail.get("mirrored_by"):
+        notes.append(f"mirror check: counted once, {', '.join(detail['mirrored_by'])} is the same counter")
+    elif check.get("decision") == "independent":
+        notes.append("mirror check: independent counter" + (f" ({check['why']})" if check.get("why") else ""))
+    if detail.get("counter_unusable"):
+        notes.append(f"power integration: {detail['counter_unusable']}")
+    if detail.get("shared"):
+        notes.append("shared: the whole GPU of a MIG instance, other instances included")
+    return "\n".join(notes)
+
+
 def _render(report: dict) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -55,7 +80,7 @@ def _render(report: dict) -> None:
         table.add_column(column, overflow="fold")
     for s in report["sources"]:
         status = Text("available", style="green") if s["available"] else Text("unavailable", style="yellow")
-        why = s["reason"] + (f"\nfix: {s['fix']}" if s["fix"] else "")
+        why = (s["reason"] or _detail_note(s["detail"])) + (f"\nfix: {s['fix']}" if s["fix"] else "")
         table.add_row(Text(s["name"]), s["domain"], s["method"] or "-", status, Text(why or "-"))
     console = out()
     console.print(table)

@@ -43,7 +43,7 @@ _MAX_CORRUPT = typer.Option(0.01, "--max-corrupt",
 _OUTPUT = typer.Option(Path("results"), "--output-dir", "-o", help="Where the experiment folders go.")
 _INTERVAL = typer.Option(0.1, "--interval", help="Sampling interval in seconds.")
 _BASELINE = typer.Option(0.0, "--baseline-s", help="Idle baseline before each model, in seconds.")
-_SOURCE = typer.Option(None, "--source", "-s", help="rapl, nvml or estimate (repeatable; default: auto-detect).")
+_SOURCE = typer.Option(None, "--source", "-s", help="rapl, nvml, amdsmi or estimate (repeatable; default: auto-detect).")
 _COUNTRY = typer.Option(None, "--country", help="ISO alpha-3 country for the estimate and carbon figures.")
 _PUE = typer.Option(1.0, "--pue", help="Facility power usage effectiveness for the carbon figure (1.0: none).")
 
@@ -99,6 +99,11 @@ def _energy_text(block: dict | None) -> str:
     return f"{energy:.4g} J ({'ESTIMATE' if method == 'estimate' else method})"
 
 
+def _marks(results: dict) -> str:
+    """`` PARTIAL`` / `` SHARED`` after a figure that covers part of the run or a whole MIG parent GPU (issue 14)."""
+    return (" PARTIAL" if results.get("partial") else "") + (" SHARED" if results.get("shared") else "")
+
+
 def _summary_rows(outcomes: list) -> list[dict]:
     rows = []
     for o in outcomes:
@@ -107,7 +112,7 @@ def _summary_rows(outcomes: list) -> list[dict]:
         training = r.get("training") or {}
         rows.append({
             "model": o.model, "status": o.status, "backend": (r.get("backend") or {}).get("name"),
-            "energy_per_sample": _energy_text(per),
+            "energy_per_sample": _energy_text(per) + _marks(r),
             "time_ms": _fmt(per.get("time_ms") if per else None, ".3f"),
             "throughput_per_s": _fmt(per.get("throughput_per_s") if per else None, ".1f"),
             "top1": _fmt((r.get("metrics") or {}).get("top1"), ".3f"),
@@ -185,12 +190,26 @@ def execute(models: list[str], options: Any, settings: Any, as_json: bool) -> in
     else:
         _render(outcomes, training)
         _render_layers(outcomes)
+    no_energy = False
     for o in outcomes:
+        missing = _missing_energy(o.results)  # issue 14: a run without any valid figure fails
         if o.error is not None:
             error(f"{o.model}: {o.error}")
+        elif missing:
+            no_energy = no_energy or (o.results or {}).get("energy_j", {}).get("total") is None and not any(
+                (o.results or {}).get("energy_j", {}).get(c) is not None for c in ("cpu", "dram", "gpu"))
+            error(f"{o.model}: {missing}")
         elif o.results and o.results.get("estimated"):
             message(f"mlee: {o.model}: energy figures are ESTIMATES (no energy counter was readable)")
-    return _exit_code(outcomes)
+    code = _exit_code(outcomes)
+    return EXIT_FAILURE if code == 0 and no_energy else code
+
+
+def _missing_energy(results: dict | None) -> str | None:
+    """The line saying which sources gave no valid reading (issue 14), or None."""
+    from mlee.monitors.accounting import missing_energy_text
+
+    return missing_energy_text((results or {}).get("sources") or [])
 
 
 def _render_layers(outcomes: list) -> None:

@@ -135,12 +135,19 @@ def run_command(cmd: list[str], m: Any, log_path: Path, guard: SignalGuard, chil
 
 
 def _summary(result: Any) -> str:
+    from mlee.monitors.accounting import missing_energy_text, partial_text
+
     energy = result.energy_j.get("total")
+    missing = missing_energy_text(result.results.get("sources") or [])  # issue 14: never a silent zero
+    if missing:
+        return f"{missing}; results in {result.folder}"
     if energy is None:
         return f"results in {result.folder}"
     method = result.energy_method.get("total")
     tag = " (ESTIMATE)" if result.estimated else f" ({method})"
-    return f"{energy:.3f} J{tag} in {result.duration_s:.2f} s; results in {result.folder}"
+    partial = partial_text(result.results.get("energy_coverage") or {})  # issue 14: never a silent part
+    return (f"{energy:.3f} J{tag}{f' {partial}' if partial else ''} in {result.duration_s:.2f} s; "
+            f"results in {result.folder}")
 
 
 def register(app: typer.Typer) -> None:
@@ -154,7 +161,7 @@ def register(app: typer.Typer) -> None:
         interval: float = typer.Option(0.1, "--interval", help="Sampling interval in seconds."),
         baseline_s: float = typer.Option(0.0, "--baseline-s", help="Idle baseline before the command, in seconds."),
         source: list[str] = typer.Option(None, "--source", "-s",
-                                         help="rapl, nvml or estimate (repeatable; default: auto-detect)."),
+                                         help="rapl, nvml, amdsmi or estimate (repeatable; default: auto-detect)."),
         country: str = typer.Option(None, "--country", help="ISO alpha-3 country for the estimate and carbon "
                                     "figures (default: MLEE_COUNTRY or DEU)."),
         pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness of the facility for the carbon "

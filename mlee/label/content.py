@@ -284,6 +284,18 @@ def _energy_note(rated: dict[str, Any], record: dict[str, Any], blocks: tuple[Bl
     return False, f"Energy measured: {how}" + (f" ({', '.join(_compact(names))})" if names else "")
 
 
+def coverage_note(record: dict[str, Any]) -> str:
+    """`` · PARTIAL (valid readings cover 33% of the run)`` and `` · SHARED GPU (whole MIG parent)``, or ""."""
+    parts = []
+    fraction = (record.get("energy_coverage") or {}).get("total") if isinstance(record.get("energy_coverage"), dict) \
+        else None
+    if record.get("partial") is True:
+        parts.append("PARTIAL" + (f" (valid readings cover {fraction:.0%} of the run)" if finite(fraction) else ""))
+    if record.get("shared") is True:
+        parts.append("SHARED GPU (whole MIG parent measured)")
+    return "".join(f" \u00b7 {p}" for p in parts)
+
+
 def format_mass_g(grams: float) -> str:
     """A mass of CO2e in g, mg or µg, whichever keeps the figure readable."""
     for factor, unit in ((1.0, "g"), (1e-3, "mg"), (1e-6, "\u00b5g")):
@@ -352,6 +364,7 @@ def label_content(rated: dict[str, Any], *, qr_url_template: str | None = None,
     hardware, backend = _split_environment(environment)
     blocks = _blocks(metrics, record)
     estimated, note = _energy_note(rated, record, blocks)
+    note += coverage_note(record)  # issue 14: partial and shared figures say so on the label
     blocks = _with_energy_footnote(blocks, estimated, record)
     if isinstance(rated.get("carbon"), dict) and finite(rated["carbon"].get("emissions_g")):
         blocks = _with_carbon(blocks, rated["carbon"])

@@ -144,12 +144,16 @@ class EnvironmentWriter:
         return self._error
 
 
-def _components(state: SessionState, start: Snapshot, end: Snapshot) -> tuple[dict, dict, dict]:
+def _components(state: SessionState, start: Snapshot, end: Snapshot,
+                figures: dict | None = None) -> tuple[dict, dict, dict]:
+    """Per-source deltas and per-component sums; with ``figures``, a source without a valid figure is None."""
     from mlee.monitors.accounting import by_component
 
     domains = {s.name: s.domain for s in state.sources}
     methods = {s.name: s.method for s in state.sources}
     deltas = {n: end.energy_j[n] - start.energy_j[n] for n in end.energy_j}
+    if figures is not None:
+        deltas = {n: figures[n].energy_j for n in deltas}
     energy_j, energy_method = by_component(deltas, domains, methods)
     return deltas, energy_j, energy_method
 
@@ -205,7 +209,8 @@ def build_results(state: SessionState, ending: Ending) -> dict:
     from mlee.monitors.accounting import baseline_figures, by_component, is_estimated
 
     start, end = state.workload_start, ending.end
-    deltas, energy_j, energy_method = _components(state, start, end)
+    figures = _source_figures(state, ending)
+    deltas, energy_j, energy_method = _components(state, start, end, figures)
     duration_s = end.t_s - start.t_s
     results = _base_results(state, ending.status)
     for entry in results["sources"]:
@@ -213,8 +218,10 @@ def build_results(state: SessionState, ending: Ending) -> dict:
         invalid = [list(pair) for pair in summary["invalid_intervals"]]
         entry.update(energy_j=deltas[entry["name"]], n_samples=summary["n_samples"], valid=not invalid,
                      invalid_intervals=invalid)
+        entry.update(_figure_fields(figures[entry["name"]], entry["detail"]))
         if summary["last_error"]:
             entry["last_error"] = summary["last_error"]
+    results.update(_coverage_fields(state, figures), **_shared_field(results["sources"]))
     baseline = None
     if ending.baseline is not None:
         b0, b1 = ending.baseline
@@ -235,6 +242,45 @@ def build_results(state: SessionState, ending: Ending) -> dict:
     if ending.notes:
         results["notes"] = list(ending.notes)
     return {**state.extra, **results}
+
+
+# -- never a silent zero, never a silent part (the rules live in mlee.monitors.accounting) ------------
+def _source_figures(state: SessionState, ending: Ending) -> dict:
+    """Each source's :class:`~mlee.monitors.accounting.SourceFigure` over the workload."""
+    from mlee.monitors.accounting import source_figure
+
+    start, end = state.workload_start, ending.end
+    figures = {}
+    for name in end.energy_j:
+        summary = ending.per_source[name]
+        figures[name] = source_figure(end.energy_j[name] - start.energy_j[name], summary["invalid_intervals"],
+                                      start.t_s, end.t_s, summary["last_error"])
+    return figures
+
+
+def _figure_fields(figure: Any, detail: dict) -> dict:
+    """The keys a source entry of ``results.json`` gets from its figure (and ``shared`` for a MIG parent GPU)."""
+    fields = {"valid": figure.valid, "covered_fraction": figure.covered_fraction}
+    if figure.reason:
+        fields["reason"] = figure.reason
+    if detail.get("shared"):
+        fields["shared"] = True  # the whole GPU was measured, other MIG instances included
+    return fields
+
+
+def _coverage_fields(state: SessionState, figures: dict) -> dict:
+    """``energy_coverage`` (per component), ``partial`` and ``missing_energy`` of ``results.json``."""
+    from mlee.monitors.accounting import coverage
+
+    shares = coverage(figures, {s.name: s.domain for s in state.sources})
+    missing = [{"name": n, "reason": f.reason} for n, f in sorted(figures.items()) if f.energy_j is None]
+    return {"energy_coverage": shares, "missing_energy": missing,
+            "partial": any(v is not None and 0.0 < v < 1.0 for v in shares.values())}
+
+
+def _shared_field(sources: list) -> dict:
+    """``shared: true`` in ``results.json`` when a figure includes other users' work (a MIG parent GPU)."""
+    return {"shared": any(s.get("shared") for s in sources)}
 
 
 def _carbon(country: str, pue: float, total_j: float | None, method: str | None) -> dict | None:

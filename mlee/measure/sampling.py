@@ -2,13 +2,14 @@
 
 The sampler process (:mod:`mlee.measure.worker`) keeps periodic sampling off the measured interpreter. A
 session falls back to a thread in its own process when it was handed hardware stand-ins that cannot cross a
-process boundary (a fake NVML, an estimator, a clock: tests), when it samples in the foreground only
+process boundary (a fake NVML or amdsmi, an estimator, a clock or sleep: tests), when it samples in the foreground only
 (``background=False``), or when ``MLEE_SAMPLER=thread`` asks for it.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ def wants_process(edges: dict) -> bool:
     """True when this session can sample in a sampler process (see the module docstring)."""
     if os.environ.get(ENV_SAMPLER, "").strip().lower() == "thread" or not edges.get("background", True):
         return False
-    return all(edges.get(k) is None for k in ("nvml", "clock", "estimator"))
+    return all(edges.get(k) is None for k in ("nvml", "amdsmi", "clock", "sleep", "estimator"))
 
 
 def open_for_session(settings: SessionSettings, edges: dict, clock: Callable[[], float]) -> tuple[Any, Any]:
@@ -48,7 +49,8 @@ def open_for_session(settings: SessionSettings, edges: dict, clock: Callable[[],
     from mlee.monitors.detect import open_sources
 
     return open_sources(requested, powercap_root=edges.get("powercap_root"), nvml=edges.get("nvml"), clock=clock,
-                        country=settings.country, estimator=edges.get("estimator")), None
+                        country=settings.country, estimator=edges.get("estimator"), sleep=edges.get("sleep") or time.sleep,
+                        amdsmi=edges.get("amdsmi")), None
 
 
 def start_sampling(opened: Any, proxy: Any, folder: Path, t0_s: float, interval_s: float, edges: dict,

@@ -49,7 +49,7 @@ class Measurement:
         kind, output_dir, interval_s, sources, baseline_s, country, config, pue: The session's settings (see
             :class:`SessionSettings`); ignored when ``settings`` is given.
         settings: All of them at once, already validated.
-        powercap_root, nvml, clock, estimator, sleep: Hardware and time edges, injectable for tests.
+        powercap_root, nvml, amdsmi, clock, estimator, sleep: Hardware and time edges, injectable for tests.
         host_pid: Root of the process tree traced in ``host.csv`` (default: this process).
         write_log: Write session events to ``log.txt`` (``mlee run`` writes the command's output there).
         background: Sample in a background thread (tests driving a fake clock turn it off).
@@ -66,7 +66,7 @@ class Measurement:
                  settings: SessionSettings | None = None, powercap_root: Any = None,
                  nvml: Any = None, clock: Callable[[], float] | None = None, estimator: Any = None,
                  sleep: Callable[[float], None] | None = None, host_pid: int | None = None,
-                 write_log: bool = True, background: bool = True) -> None:
+                 write_log: bool = True, background: bool = True, amdsmi: Any = None) -> None:
         if settings is None:
             settings = SessionSettings(kind=kind, output_dir=Path(output_dir), interval_s=interval_s,
                                        sources=sources, baseline_s=baseline_s, country=country, pue=pue,
@@ -75,7 +75,8 @@ class Measurement:
         self.settings = settings
         self.interval_s = settings.interval_s
         self._edges = {"powercap_root": powercap_root, "nvml": nvml, "clock": clock, "estimator": estimator,
-                       "sleep": sleep, "host_pid": host_pid, "write_log": write_log, "background": background}
+                       "sleep": sleep, "host_pid": host_pid, "write_log": write_log, "background": background,
+                       "amdsmi": amdsmi}
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
         self.folder: Path | None = None

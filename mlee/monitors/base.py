@@ -71,6 +71,22 @@ class Probe:
     detail: dict = field(default_factory=dict)
 
 
+@dataclass
+class Detected:
+    """What auto-detection of one family decided: the sources it opened and a probe per device.
+
+    ``mlee doctor`` closes the sources and shows the probes; a run measures with the sources and
+    records the unavailable probes as ``skipped_sources``: one decision, made by one function.
+    """
+
+    sources: list = field(default_factory=list)
+    probes: list[Probe] = field(default_factory=list)
+
+    def skipped(self) -> list[dict]:
+        """The devices left out, as ``skipped_sources`` entries (name, reason, fix)."""
+        return [{"name": p.name, "reason": p.reason, "fix": p.fix} for p in self.probes if not p.available]
+
+
 @runtime_checkable
 class PowerSource(Protocol):
     """A readable power or energy source.

@@ -1,174 +1,43 @@
 """NVIDIA GPUs through NVML (``pynvml`` from nvidia-ml-py), imported only when a GPU is probed.
 
 NVML is an object passed in (``nvml=``): the real module by default, a fake in tests. Every
-``NVMLError`` is translated to an mlee error in :func:`_translate`, and nowhere else.
+``NVMLError`` is translated to an mlee error in :func:`mlee.monitors.nvml_lib.translate`, and nowhere else.
 
 Volta and newer GPUs have a total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``,
 method ``counter``); older ones only report power, which the sampler integrates with the trapezoid
-rule (method ``power_integration``).
+rule (method ``power_integration``). Any counter failure at open (NotSupported, FunctionNotFound,
+Unknown...) and a counter that does not move while the GPU draws power fall back to power
+integration, with the reason in the source's detail, as long as power can be read.
+
+A ``MIG-<uuid>`` entry of ``CUDA_VISIBLE_DEVICES`` maps to its parent GPU: NVML has no per-instance
+energy, so the whole GPU is measured (other instances included) and marked ``shared: true``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from mlee.errors import MleeError, SourcePermissionError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Domain, Method, Probe, Reading
+from mlee.errors import MleeError, SourceReadError, SourceUnavailable
+from mlee.monitors.base import Detected, Domain, Method, Probe, Reading
+from mlee.monitors.nvml_lib import (  # noqa: F401 - re-exported: part of this module's API
+    INSTALL_FIX,
+    Library,
+    describe_gpu,
+    error_class,
+    initialised,
+    load_nvml,
+    nvml_errors,
+    visible_gpus,
+    visible_indices,
+)
 
-INSTALL_FIX = "install the NVIDIA driver and nvidia-ml-py (pip install nvidia-ml-py)"
-
-
-def load_nvml(nvml: Any = None) -> Any:
-    """The NVML module to use: ``nvml`` when given, else ``pynvml`` imported now.
-
-    Raises:
-        SourceUnavailable: pynvml is not installed.
-    """
-    if nvml is not None:
-        return nvml
-    try:
-        import pynvml
-    except ImportError as exc:
-        raise SourceUnavailable("pynvml is not installed", fix=INSTALL_FIX) from exc
-    return pynvml
-
-
-def _error_class(nvml: Any, name: str) -> type | tuple:
-    return getattr(nvml, name, ())
-
-
-def _translate(nvml: Any, exc: BaseException, what: str, reading: bool) -> MleeError:
-    """The one place where an ``NVMLError`` becomes an mlee error.
-
-    Args:
-        nvml: The NVML module (its error classes are used).
-        exc: The NVML error.
-        what: What was being done, for the message.
-        reading: True during a read (a failure marks an interval invalid), False while opening.
-    """
-    text = f"NVML: {what}: {exc}"
-    if isinstance(exc, _error_class(nvml, "NVMLError_NoPermission")):
-        return SourcePermissionError(text, fix="run as a user allowed to query the GPU (video group) or as root")
-    if reading:
-        if isinstance(exc, _error_class(nvml, "NVMLError_GpuIsLost")):
-            return SourceReadError(f"{text} (GPU lost; its interval is marked invalid)")
-        return SourceReadError(text)
-    if isinstance(exc, (_error_class(nvml, "NVMLError_LibraryNotFound"), _error_class(nvml, "NVMLError_DriverNotLoaded"))):
-        return SourceUnavailable(f"no NVIDIA driver: {exc}", fix=INSTALL_FIX)
-    return SourceUnavailable(text, fix="check `nvidia-smi` works on this machine")
-
-
-@contextlib.contextmanager
-def _nvml_errors(nvml: Any, what: str, reading: bool) -> Iterator[None]:
-    try:
-        yield
-    except MleeError:
-        raise
-    except Exception as exc:
-        if isinstance(exc, _error_class(nvml, "NVMLError")):
-            raise _translate(nvml, exc, what, reading) from exc
-        raise
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-class _Library:
-    """Reference-counted ``nvmlInit``/``nvmlShutdown`` per NVML module: no init at import time."""
-
-    _lock = threading.Lock()
-    _counts: dict[int, int] = {}
-
-    @classmethod
-    def acquire(cls, nvml: Any) -> None:
-        with cls._lock:
-            if cls._counts.get(id(nvml), 0) == 0:
-                with _nvml_errors(nvml, "nvmlInit", reading=False):
-                    nvml.nvmlInit()
-            cls._counts[id(nvml)] = cls._counts.get(id(nvml), 0) + 1
-
-    @classmethod
-    def release(cls, nvml: Any) -> None:
-        with cls._lock:
-            count = cls._counts.get(id(nvml), 0) - 1
-            if count <= 0:
-                cls._counts.pop(id(nvml), None)
-                with contextlib.suppress(Exception):  # shutting down; nothing left to measure
-                    nvml.nvmlShutdown()
-            else:
-                cls._counts[id(nvml)] = count
-
-
-@contextlib.contextmanager
-def initialised(nvml: Any = None) -> Iterator[Any]:
-    """NVML loaded and initialised for the block (shared with any open source); yields the module.
-
-    Raises:
-        SourceUnavailable: no pynvml or no driver.
-    """
-    module = load_nvml(nvml)
-    _Library.acquire(module)
-    try:
-        yield module
-    finally:
-        _Library.release(module)
-
-
-def visible_indices(nvml: Any, env: dict[str, str] | None = None) -> tuple[list[int], str]:
-    """NVML indices of the GPUs this process may use, honouring ``CUDA_VISIBLE_DEVICES``.
-
-    CUDA semantics: unset means all; entries are indices or UUID prefixes (``GPU-8f3a``); the list
-    stops at the first entry that names no device. Needs NVML initialised.
-
-    Returns:
-        The indices, and a note on how they were chosen.
-    """
-    env = os.environ if env is None else env
-    with _nvml_errors(nvml, "nvmlDeviceGetCount", reading=False):
-        count = int(nvml.nvmlDeviceGetCount())
-    raw = env.get("CUDA_VISIBLE_DEVICES")
-    if raw is None:
-        return list(range(count)), f"all {count} GPUs (CUDA_VISIBLE_DEVICES unset)"
-    uuids: dict[int, str] = {}
-    chosen: list[int] = []
-    for entry in [e.strip() for e in raw.split(",")]:
-        index: int | None = None
-        if entry.isdigit():
-            index = int(entry) if int(entry) < count else None
-        elif entry.upper().startswith("GPU-"):
-            if not uuids:
-                for i in range(count):
-                    with _nvml_errors(nvml, "nvmlDeviceGetUUID", reading=False):
-                        uuids[i] = _text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i)))
-            hits = [i for i, u in uuids.items() if u.upper().startswith(entry.upper())]
-            index = hits[0] if len(hits) == 1 else None
-        if index is None or index in chosen:
-            break
-        chosen.append(index)
-    return chosen, f"CUDA_VISIBLE_DEVICES={raw!r}"
-
-
-def describe_gpu(nvml: Any, index: int) -> dict:
-    """Index, name, UUID, driver version and memory of one GPU (NVML initialised)."""
-    with _nvml_errors(nvml, f"describe GPU {index}", reading=False):
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        info = {
-            "index": index,
-            "name": _text(nvml.nvmlDeviceGetName(handle)),
-            "uuid": _text(nvml.nvmlDeviceGetUUID(handle)),
-            "driver": _text(nvml.nvmlSystemGetDriverVersion()),
-        }
-    try:
-        info["memory_bytes"] = int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
-    except Exception:  # noqa: BLE001 - memory size is a nice-to-have fact, not a measurement
-        info["memory_bytes"] = None
-    return info
+#: How long detection watches each energy counter: one that does not move while the GPU draws more
+#: than :data:`STALE_POWER_W` is not trusted. Units: seconds, watts.
+COUNTER_CHECK_S = 0.25
+STALE_POWER_W = 1.0
 
 
 class NvmlSource:
@@ -186,8 +55,12 @@ class NvmlSource:
     min_interval_s = 0.02  # NVML refreshes power about every 20-100 ms
     max_interval_s = None
 
-    def __init__(self, index: int, nvml: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, index: int, nvml: Any = None, clock: Callable[[], float] = time.monotonic,
+                 mig: list[str] | None = None) -> None:
         self.index = index
+        self.mig = list(mig or [])
+        self.fallback_reason = ""
+        self.open_power_w: float | None = None
         self.name = f"nvml:{index}"
         self.method = Method.counter
         self._nvml_arg = nvml
@@ -204,46 +77,78 @@ class NvmlSource:
     def detail(self) -> dict:
         mode = ("nvmlDeviceGetTotalEnergyConsumption" if self.method is Method.counter
                 else "nvmlDeviceGetPowerUsage (trapezoid)")
-        return {**self._info, "nvml_function": mode}
+        extra: dict = {}
+        if self.fallback_reason:
+            extra["counter_unusable"] = self.fallback_reason
+        if self.mig:
+            extra.update(shared=True, mig_instances=list(self.mig),
+                         shared_note="MIG instance: the whole GPU is measured, other instances included")
+        return {**self._info, "nvml_function": mode, **extra}
+
+    def _power_w(self) -> float:
+        return self._nvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0
 
     def open(self) -> Reading:
         """Initialise NVML, describe the GPU and pick the counter or the power reading."""
         self._nvml = nvml = load_nvml(self._nvml_arg)
-        _Library.acquire(nvml)
+        Library.acquire(nvml)
         try:
             self._info = describe_gpu(nvml, self.index)
-            with _nvml_errors(nvml, f"GPU {self.index}", reading=False):
+            with nvml_errors(nvml, f"GPU {self.index}", reading=False):
                 self._handle = nvml.nvmlDeviceGetHandleByIndex(self.index)
             try:
                 self._start_mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
                 self.method = Method.counter
             except Exception as exc:  # noqa: BLE001 - narrowed just below
-                if not isinstance(exc, _error_class(nvml, "NVMLError_NotSupported")):
-                    with _nvml_errors(nvml, f"energy counter of GPU {self.index}", reading=False):
+                if not isinstance(exc, error_class(nvml, "NVMLError")) or \
+                        isinstance(exc, error_class(nvml, "NVMLError_NoPermission")):
+                    with nvml_errors(nvml, f"energy counter of GPU {self.index}", reading=False):
                         raise
                 self.method = Method.power_integration
+                self.fallback_reason = f"nvmlDeviceGetTotalEnergyConsumption failed: {exc}"
                 self._start_mj = None
             t_s = self._clock()
             if self.method is Method.power_integration:
-                with _nvml_errors(nvml, f"power of GPU {self.index} (no energy counter either)", reading=False):
-                    power_w = nvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0
+                with nvml_errors(nvml, f"power of GPU {self.index} (no energy counter either: "
+                                  f"{self.fallback_reason})",
+                                  reading=False):
+                    power_w = self._power_w()
                 self.first_reading = Reading(t_s, None, power_w)
             else:
+                with contextlib.suppress(Exception):  # only used to judge a counter that does not move
+                    self.open_power_w = self._power_w()
                 self._last = (t_s, 0.0)
                 self.first_reading = Reading(t_s, 0.0, None)
             self._open = True
             return self.first_reading
         except BaseException:
-            _Library.release(nvml)
+            Library.release(nvml)
             raise
+
+    def check_counter(self) -> None:
+        """Read the counter again (after :data:`COUNTER_CHECK_S`); one that has not moved while the GPU
+        draws power is not trusted: switch to power integration and re-anchor, recording why."""
+        if self.method is not Method.counter or self.open_power_w is None or self.open_power_w <= STALE_POWER_W:
+            return
+        with nvml_errors(self._nvml, f"energy counter of GPU {self.index}", reading=False):
+            now_mj = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
+        if now_mj != self._start_mj:
+            return
+        with nvml_errors(self._nvml, f"power of GPU {self.index}", reading=False):
+            power_w = self._power_w()
+        self.fallback_reason = (f"energy counter did not move in {COUNTER_CHECK_S:g} s while the GPU drew "
+                                f"{self.open_power_w:g} W")
+        self.method = Method.power_integration
+        self._start_mj = None
+        self.first_reading = Reading(self._clock(), None, power_w)
 
     def read(self) -> Reading:
         """Read the GPU; an NVML failure (GPU lost) raises :class:`SourceReadError`."""
         nvml = self._nvml
         t_s = self._clock()
-        with _nvml_errors(nvml, f"read GPU {self.index}", reading=True):
+        with nvml_errors(nvml, f"read GPU {self.index}", reading=True):
             if self.method is Method.power_integration:
-                return Reading(t_s, None, nvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0)
+                return Reading(t_s, None, self._power_w())
             now_mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
         assert self._start_mj is not None
         if now_mj < self._start_mj:  # driver reset: start a fresh segment rather than go negative
@@ -264,63 +169,103 @@ class NvmlSource:
         finally:
             if self._open:
                 self._open = False
-                _Library.release(self._nvml)
+                Library.release(self._nvml)
 
 
-def probe_nvml(nvml: Any = None, env: dict[str, str] | None = None) -> tuple[list[Probe], list[int]]:
-    """One probe per visible GPU (or one saying why there is none) and the usable indices."""
+def detect_nvml(nvml: Any = None, *, clock: Callable[[], float] = time.monotonic,
+                sleep: Callable[[float], None] = time.sleep, env: dict[str, str] | None = None,
+                indices: list[int] | None = None, strict: bool = False) -> Detected:
+    """Open the visible GPUs (or ``indices``): the one decision ``mlee doctor`` and a run share.
+
+    Each GPU degrades alone: one that cannot be read is skipped with its reason (``strict``: raised).
+    Counters are watched for :data:`COUNTER_CHECK_S` (one wait for all GPUs).
+
+    Raises:
+        SourceUnavailable: ``strict`` and a GPU cannot be used, or no GPU is visible.
+    """
     try:
         nvml = load_nvml(nvml)
-        _Library.acquire(nvml)
+        Library.acquire(nvml)
     except SourceUnavailable as exc:
-        return [Probe("nvml", Domain.gpu, None, False, exc.message, exc.fix or "")], []
+        if strict:
+            raise
+        return Detected([], [Probe("nvml", Domain.gpu, None, False, exc.message, exc.fix or "")])
+    sources: list[NvmlSource] = []
+    probes: list[Probe] = []
     try:
         try:
-            indices, note = visible_indices(nvml, env)
+            gpus, note = visible_gpus(nvml, env)
         except SourceUnavailable as exc:
-            return [Probe("nvml", Domain.gpu, None, False, exc.message, exc.fix or "")], []
-        if not indices:
-            return [Probe("nvml", Domain.gpu, None, False, f"no GPU visible ({note})",
-                          "unset or fix CUDA_VISIBLE_DEVICES" if "CUDA" in note and "unset" not in note else "")], []
-        probes, usable = [], []
-        for index in indices:
-            source = NvmlSource(index, nvml=nvml)
+            if strict:
+                raise
+            return Detected([], [Probe("nvml", Domain.gpu, None, False, exc.message, exc.fix or "")])
+        if indices is not None:
+            gpus = {i: gpus.get(i, []) for i in indices}
+        if not gpus:
+            reason = f"no NVIDIA GPU visible ({note})"
+            fix = "unset or fix CUDA_VISIBLE_DEVICES" if "unset" not in note else "check `nvidia-smi`"
+            if strict:
+                raise SourceUnavailable(reason, fix=fix)
+            return Detected([], [Probe("nvml", Domain.gpu, None, False, reason, fix)])
+        failed: dict[int, Probe] = {}
+        for index, mig in gpus.items():
+            source = NvmlSource(index, nvml=nvml, clock=clock, mig=mig)
             try:
                 source.open()
-                source.close()
             except MleeError as exc:
-                probes.append(Probe(f"nvml:{index}", Domain.gpu, None, False, exc.message,
-                                    getattr(exc, "fix", "") or "", {"index": index}))
+                if strict:
+                    raise
+                failed[index] = Probe(f"nvml:{index}", Domain.gpu, None, False, exc.message,
+                                      getattr(exc, "fix", "") or "", {"index": index})
                 continue
-            usable.append(index)
-            probes.append(Probe(source.name, Domain.gpu, source.method, True, "", "", {**source.detail, "visible": note}))
-        return probes, usable
+            sources.append(source)
+        if any(s.method is Method.counter and s.open_power_w for s in sources):
+            sleep(COUNTER_CHECK_S)
+            for source in list(sources):
+                try:
+                    source.check_counter()
+                except MleeError as exc:  # the device failed between open and check: it degrades alone
+                    if strict:
+                        raise
+                    sources.remove(source)
+                    with contextlib.suppress(MleeError):
+                        source.close()
+                    failed[source.index] = Probe(source.name, Domain.gpu, None, False, exc.message,
+                                                 getattr(exc, "fix", "") or "", {"index": source.index})
+        by_index = {s.index: s for s in sources}
+        for index in gpus:
+            if index in by_index:
+                src = by_index[index]
+                probes.append(Probe(src.name, Domain.gpu, src.method, True, "", "", {**src.detail, "visible": note}))
+            else:
+                probes.append(failed[index])
+        return Detected(list(sources), probes)
+    except BaseException:
+        for source in sources:
+            with contextlib.suppress(MleeError):
+                source.close()
+        raise
     finally:
-        _Library.release(nvml)
+        Library.release(nvml)
+
+
+def probe_nvml(nvml: Any = None, env: dict[str, str] | None = None,
+               sleep: Callable[[float], None] = time.sleep) -> tuple[list[Probe], list[int]]:
+    """One probe per visible GPU (or one saying why there is none) and the usable indices: the decision
+    a run makes (:func:`detect_nvml`), with everything closed again."""
+    found = detect_nvml(nvml, env=env, sleep=sleep)
+    for source in found.sources:
+        with contextlib.suppress(MleeError):
+            source.close()
+    return found.probes, [s.index for s in found.sources]
 
 
 def open_nvml(nvml: Any = None, clock: Callable[[], float] = time.monotonic,
-              indices: list[int] | None = None, env: dict[str, str] | None = None) -> list[NvmlSource]:
-    """Open every visible GPU (or the given indices). Raises SourceUnavailable when there is none."""
-    nvml = load_nvml(nvml)
-    _Library.acquire(nvml)
-    try:
-        if indices is None:
-            indices, note = visible_indices(nvml, env)
-            if not indices:
-                raise SourceUnavailable(f"no NVIDIA GPU visible ({note})",
-                                        fix="check `nvidia-smi` and CUDA_VISIBLE_DEVICES")
-        sources: list[NvmlSource] = []
-        try:
-            for index in indices:
-                source = NvmlSource(index, nvml=nvml, clock=clock)
-                source.open()
-                sources.append(source)
-        except BaseException:
-            for source in sources:
-                with contextlib.suppress(MleeError):
-                    source.close()
-            raise
-        return sources
-    finally:
-        _Library.release(nvml)
+              indices: list[int] | None = None, env: dict[str, str] | None = None,
+              sleep: Callable[[float], None] = time.sleep) -> list[NvmlSource]:
+    """Open every visible GPU (or the given indices); every one must open.
+
+    Raises:
+        SourceUnavailable: no GPU visible, or one that cannot be used.
+    """
+    return detect_nvml(nvml, clock=clock, sleep=sleep, env=env, indices=indices, strict=True).sources

@@ -151,6 +151,8 @@ def collect(records: Iterable[Any], spec: Spec) -> dict[tuple, Entry]:
         model = record.get("model")
         if task not in tasks or type(model) is not str or record.get("status", "completed") != "completed":
             continue
+        if record.get("partial") is True and not spec.allow_partial:
+            continue  # energy covering part of the run is rated only where the spec says so (issue 14)
         dataset = record.get("dataset")
         environment = record.get("environment")
         backend = record.get("backend")

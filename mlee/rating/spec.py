@@ -24,7 +24,8 @@ PRESET_DIR = Path(__file__).with_name("presets")
 DIRECTIONS = ("higher", "lower")
 INDEX_BASES = ("reference", "best")
 
-_TOP_KEYS = {"name", "version", "description", "compound", "index_base", "reference", "tasks", "calibration"}
+_TOP_KEYS = {"name", "version", "description", "compound", "index_base", "reference", "tasks", "calibration",
+             "allow_partial"}
 _TASK_KEYS = {"reference", "metrics"}
 _METRIC_KEYS = {"key", "label", "unit", "direction", "weight", "boundaries", "quantiles", "value", "scale", "times",
                 "method", "from_task"}
@@ -114,6 +115,8 @@ class Spec:
         tasks: Task specs in file order.
         calibration: Provenance written by :func:`mlee.rating.calibrate`, or None.
         source: Where it was loaded from (``preset:mlee`` or a path); not part of the hash.
+        allow_partial: Rate runs whose energy covers only part of the run (``partial`` in results.json);
+            false by default, and then such runs are left out of the rating.
     """
 
     name: str
@@ -124,6 +127,7 @@ class Spec:
     tasks: tuple[TaskSpec, ...]
     calibration: dict[str, Any] | None = None
     source: str = ""
+    allow_partial: bool = False
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -145,6 +149,8 @@ class Spec:
         }
         if self.calibration is not None:
             data["calibration"] = copy.deepcopy(self.calibration)  # the spec stays frozen whatever callers do
+        if self.allow_partial:  # only when set, so that the hashes of existing specs stay the same
+            data["allow_partial"] = True
         return data
 
     @functools.cached_property
@@ -251,8 +257,12 @@ def spec_from_dict(data: dict[str, Any], source: str = "") -> Spec:
     calibration = data.get("calibration")
     if calibration is not None and not isinstance(calibration, dict):
         raise UsageError(f"{where}calibration must be an object")
+    allow_partial = data.get("allow_partial", False)
+    if not isinstance(allow_partial, bool):
+        raise UsageError(f"{where}allow_partial must be true or false, got {allow_partial!r}")
     return Spec(name=name, version=version, description=description, compound=compound_mode,
-                index_base=index_base, tasks=tasks, calibration=calibration, source=source)
+                index_base=index_base, tasks=tasks, calibration=calibration, source=source,
+                allow_partial=allow_partial)
 
 
 def _task(name: str, data: Any, default_ref: Any, index_base: str, where: str) -> TaskSpec:

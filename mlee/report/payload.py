@@ -97,6 +97,8 @@ def page_record(rated: Mapping[str, Any], spec_tasks: Mapping[str, Any], label: 
         "start_utc": str(record.get("start_utc") or ""),
         "n": n if isinstance(n, int) and not isinstance(n, bool) else 1,
         "estimated": bool(rated.get("estimated")),
+        "partial": record.get("partial") is True,  # issue 14: a figure covering part of the run
+        "shared": record.get("shared") is True,  # issue 14: a MIG instance's whole parent GPU
         "is_reference": reference is not None and model == reference,
         "values": values,
         "methods": methods,

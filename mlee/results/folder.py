@@ -37,13 +37,14 @@ def trace_files(folder: str | Path) -> list[str]:
         raise ResultFormatError(f"power/ cannot be listed: {exc.strerror or exc}") from None
 
 
-def _check_sum(energy: dict, where: str, extra_j: float = 0.0) -> None:
+def _check_sum(energy: dict, where: str, extra_j: float = 0.0, missing: bool = False) -> None:
     """``total`` must be the sum of the components (plus ``extra_j``: sources of domain ``system``, which
-    count in the total but have no component of their own)."""
+    count in the total but have no component of their own). ``missing``: a source had no figure, so the
+    total is null while other components have one (issue 14: never a silent part)."""
     total = energy.get("total")
     parts = [v for k, v in energy.items() if k != "total" and v is not None]
     if total is None:
-        if parts:
+        if parts and not missing:
             raise ResultFormatError(f"{where}.total is null although components were measured")
         return
     if not parts and not extra_j:
@@ -74,7 +75,7 @@ def check_results(results: dict, label: str = "results.json", allow_running: boo
         if all(isinstance(s.get("energy_j"), (int, float)) for s in system):
             _check_sum(results["energy_j"], "energy_j", math.fsum(s["energy_j"] for s in system))
     else:
-        _check_sum(results["energy_j"], "energy_j")
+        _check_sum(results["energy_j"], "energy_j", missing=bool(results.get("missing_energy")))
         for w in results.get("windows") or []:
             if isinstance(w.get("energy_j"), dict):
                 _check_sum(w["energy_j"], f"windows[{w.get('name')}].energy_j")

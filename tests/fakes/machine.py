@@ -47,5 +47,6 @@ def fake_machine(tmp_path: Path, clock: FakeClock, gpu: bool = True, **powers: f
                                                       Zone("intel-rapl:0:2", "dram")])
     machine = FakeMachine(root, FakeNvml([]), clock, **powers).attach()
     if gpu:
-        machine.nvml.gpus.append(FakeGpu(energy_mj=lambda: round(machine.state["gpu_mj"])))
+        machine.nvml.gpus.append(FakeGpu(energy_mj=lambda: round(machine.state["gpu_mj"]),
+                                         power_mw=lambda: round(machine.gpu_w * 1000)))
     return machine

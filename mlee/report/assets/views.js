@@ -73,7 +73,8 @@
       (rec.is_reference ? " (reference)" : "")]));
     tip.appendChild(h("div", { class: "tt-sub", text: rec.environment }));
     tip.appendChild(h("div", { class: "tt-sub", text: `${rec.task} · ${rec.dataset}` +
-      (rec.n > 1 ? ` · mean of ${rec.n} runs` : "") + (rec.estimated ? " · energy is an estimate" : "") }));
+      (rec.n > 1 ? ` · mean of ${rec.n} runs` : "") + (rec.estimated ? " · energy is an estimate" : "") +
+      (rec.partial ? " · energy is partial" : "") + (rec.shared ? " · shared GPU (MIG)" : "") }));
     tip.appendChild(metricTable(info, false));
     tip.hidden = false;
     const x = evt.clientX + 14, y = evt.clientY + 14;
@@ -230,6 +231,8 @@
     }
     box.appendChild(dl);
     if (rec.estimated) box.appendChild(h("p", { class: "warn", text: "Energy of this record is an estimate, not a measurement." }));
+    if (rec.partial) box.appendChild(h("p", { class: "warn", text: "Energy of this record is partial: valid readings cover only part of the run." }));
+    if (rec.shared) box.appendChild(h("p", { class: "warn", text: "Energy of this record is shared: the whole GPU of a MIG instance was measured, other instances included." }));
     box.appendChild(metricTable(info, false));
     if (rec.label) {
       const fig = h("figure", { class: "label big" });
