@@ -113,12 +113,15 @@ class MleeGroup(TyperGroup):
 
 
 def _show_click_error(exc: _cx.ClickException) -> None:
-    try:
-        from typer import rich_utils
+    """Show a parsing error as the README promises: ``error: ...`` and ``try: ...``, one line each."""
+    from mlee.console import escape
 
-        rich_utils.rich_format_error(exc)
-    except Exception:  # noqa: BLE001 - fall back to click's plain rendering
-        exc.show()
+    text = " ".join(exc.format_message().split())
+    error(escape(text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text))
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, _cx.UsageError):
+        path = ctx.command_path if ctx is not None else "mlee"
+        message(f"try: {escape(path)} --help")
 
 
 def _version_callback(value: bool) -> None:

@@ -68,8 +68,9 @@ def register(app: typer.Typer) -> None:
 
 def _render(report) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    from mlee.console import out
+    from mlee.console import escape, out
 
     table = Table(title="mlee check")
     for col in ("model", "environment", "n", "rating", "energy/sample", "baseline", "change"):
@@ -80,5 +81,5 @@ def _render(report) -> None:
             e += " (estimate)"
         b = "" if r["baseline_energy_per_sample_j"] is None else f"{r['baseline_energy_per_sample_j']:.4g} J"
         c = "" if r["change"] is None else f"{r['change'] * 100:+.1f} %"
-        table.add_row(str(r["model"]), str(r["environment"]), str(r["n"]), r["rating"] or "", e, b, c)
+        table.add_row(Text(escape(r["model"])), Text(escape(r["environment"])), str(r["n"]), r["rating"] or "", e, b, c)
     out().print(table)

@@ -75,12 +75,12 @@ def _skipped_table(skipped: list[dict]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from mlee.console import err
+    from mlee.console import err, escape
 
     table = Table(title=f"skipped ({len(skipped)})", title_justify="left")
     table.add_column("path", overflow="fold")
     table.add_column("reason", overflow="fold")
     for s in skipped:
         # Text, not str: paths and reasons are user data and must never be read as rich markup.
-        table.add_row(Text(s["path"]), Text(s["reason"]))
+        table.add_row(Text(escape(s["path"])), Text(escape(s["reason"])))
     err().print(table)

@@ -52,6 +52,11 @@ def register(app: typer.Typer) -> None:
             _write(to_csv(rated))
         else:
             _render(rated, loaded)
+        from mlee.console import message
+        from mlee.rating.speccheck import reference_gaps
+
+        for line in reference_gaps(rated):
+            message(f"warning: {line}")
         return 0
 
     @app.command("calibrate")
@@ -226,7 +231,7 @@ def to_csv(rated: list[dict[str, Any]]) -> str:
 
 def _render(rated: list[dict[str, Any]], spec: Any) -> None:
     """One table per group: wide (a column per metric) when the terminal fits it, else long (a row per metric)."""
-    from mlee.console import message, out
+    from mlee.console import escape, message, out
 
     console = out()
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -237,7 +242,7 @@ def _render(rated: list[dict[str, Any]], spec: Any) -> None:
         name_width = max(len(_name(r)) for r in rows)
         # A metric cell needs about 9 characters ("0.8518 est.", "1.28 B") plus 3 of padding and rule.
         wide = console.width >= name_width + 12 + 12 * len(keys)
-        title = f"{task} · {dataset or '-'} · {environment or '-'}"
+        title = escape(f"{task} · {dataset or '-'} · {environment or '-'}")
         reference = rows[0]["reference"]
         caption = f"index against {reference}" if reference else "index against the best model of the group"
         console.print(_wide(title, caption, keys, rows) if wide else _long(title, caption, keys, rows))
@@ -254,7 +259,7 @@ def _render_carbon(rated: list[dict[str, Any]]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from mlee.console import out
+    from mlee.console import escape, out
 
     rows = [r for r in rated if r.get("carbon")]
     if not rows:
@@ -267,13 +272,15 @@ def _render_carbon(rated: list[dict[str, Any]]) -> None:
     for r in rows:
         c = r["carbon"]
         grams = fmt_value(c["emissions_g"]) + (f" {EST}" if c["energy_estimated"] else "")
-        table.add_row(Text(_name(r)), Text(r["environment"] or "-"), grams, c["country"],
+        table.add_row(Text(_name(r)), Text(escape(r["environment"] or "-")), grams, c["country"],
                       f"{c['intensity_g_per_kwh']:.4g}", f"{c['pue']:g}")
     out().print(table)
 
 
 def _name(r: dict[str, Any]) -> str:
-    return r["model"] + (f" (mean of {r['n']})" if r["n"] > 1 else "")
+    from mlee.console import escape
+
+    return escape(r["model"]) + (f" (mean of {r['n']})" if r["n"] > 1 else "")
 
 
 def _compound(r: dict[str, Any]) -> Any:
