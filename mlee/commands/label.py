@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         """
         from mlee.console import message, out, progress
         from mlee.errors import UsageError
+        from mlee.fsutil import output_folder
         from mlee.label import FORMATS, check_selection, ordered, write_labels
         from mlee.label.qrtext import check_qr_template
 
@@ -57,6 +58,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"unknown --format {fmt!r}", "use one of: " + ", ".join(FORMATS))
         if qr_url is not None:
             check_qr_template(qr_url)
+        output_folder(output, create=False)  # a file there is a usage error before anything is rated
         if fmt == "png":
             from mlee.label.render import require_png
 

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         paths: list[Path] = typer.Argument(
             None, help="Experiment folders, folders holding them (searched recursively) or 2022 logs "
                        "(infer_*.json, train_*.json). Default: results/."),
-        output: Path = typer.Option(Path("results/merged.json"), "--output", "-o", help="Database file to write."),
+        output: Path = typer.Option(Path("results/merged.json"), "--output", "-o", help="Database file to write (- for stdout)."),
         update: bool = typer.Option(False, "--update", "-u",
                                     help="Add new or changed folders to the existing database; unchanged ones "
                                          "are not read again and no record is removed."),

@@ -69,34 +69,30 @@ def register(app: typer.Typer) -> None:
         task: Optional[str] = typer.Option(None, "--task", "-t",
                                            help="Calibrate only this task; the others keep their boundaries."),
         name: Optional[str] = typer.Option(None, "--name", help="Name of the new spec (default <spec>-calibrated)."),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the new spec here (JSON)."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the new spec here (JSON; - for stdout)."),
         force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
     ) -> int:
         """Write a spec whose boundaries are the quantiles of the database's indices, per task and metric."""
         from mlee.console import message
         from mlee.errors import UsageError
-        from mlee.fsutil import canonical_json
+        from mlee.fsutil import canonical_json, output_target, write_output
         from mlee.rating import calibrate, load_spec
 
         qs = parse_quantiles(quantiles)
-        if output is not None:
+        target = output_target(output, "--output") if output is not None else None
+        if target is not None and target.is_file:
             if output.suffix.lower() != ".json":
                 raise UsageError(f"--output {output}: calibrate writes JSON", "give the file a .json name")
-            if output.is_dir():
-                raise UsageError(f"--output {output} is a folder", "give the path of a .json file")
-            if output.exists() and not force:
+            if target.path.exists() and not force:
                 raise UsageError(f"{output} exists; it is kept", "pass --force to overwrite it, or choose another name")
-            if not output.parent.is_dir():
-                raise UsageError(f"--output {output}: folder {output.parent} does not exist", "create it first")
         base = load_spec(spec)
         new = calibrate(_load_database(db), base, qs, task=task, name=name)
         _explain(new)
-        if output is None:
+        if target is None or target.kind == "stdout":
             _write(canonical_json(new))
         else:
-            _write_spec(output, new)
-            message(f"wrote {output} (spec {new['name']} v{new['version']}, "
-                    f"sha256 {load_spec(str(output)).sha256[:12]})")
+            write_output(target, canonical_json(new))
+            message(f"wrote {output} (spec {new['name']} v{new['version']}, sha256 {load_spec(new).sha256[:12]})")
         return 0
 
 
@@ -156,16 +152,6 @@ def _write(text: str) -> None:
     console = out()
     console.file.write(text)
     console.file.flush()
-
-
-def _write_spec(path: Path, data: dict[str, Any]) -> None:
-    from mlee.errors import OutputError
-    from mlee.fsutil import atomic_write_json
-
-    try:
-        atomic_write_json(path, data)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}", "check the folder is writable") from exc
 
 
 # ---------------------------------------------------------------------------------------------------- formats

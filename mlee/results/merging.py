@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlee.errors import ResultFormatError, UsageError
+from mlee.fsutil import output_target, write_output
 from mlee.results.database import (dumps_line, load_database, locked, parse_database, read_index, render,
                                    write_bytes_atomic, write_index)
 from mlee.results.discover import Input, discover
@@ -347,11 +348,18 @@ def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = Fa
         OutputError: the output (or archive) cannot be written; an existing database is left intact.
         ResultFormatError: with ``update``, the existing database is unreadable or newer than this mlee.
     """
-    output = Path(output)
-    if output.is_dir():
-        raise UsageError(f"{output} is a folder", "give the database file name, e.g. -o results/merged.json")
-    if not output.parent.is_dir():
-        raise UsageError(f"the folder of {output} does not exist", "create it first or choose another -o")
+    target = output_target(output)
+    if not target.is_file:
+        # stdout, a device, a FIFO or a socket: written through, with nothing to update, lock or index.
+        if update:
+            raise UsageError(f"--update rewrites the database at -o, and {target.given} is not a file",
+                             "give -o the database file to update")
+        data, _, report = build(paths, None, include_traces=include_traces, jobs=jobs,
+                                archive=Path(archive) if archive is not None else None,
+                                on_total=on_total, on_progress=on_progress)
+        write_output(target, data)
+        return report
+    output = target.path  # a symlink's target is replaced; the link stays
     with locked(output, timeout_s=lock_timeout_s):
         with paused_gc():
             parts, source, index, report = _build(paths, output, update=update, include_traces=include_traces,
