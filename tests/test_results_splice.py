@@ -18,7 +18,7 @@ SKIPPED = [{"path": "runs/x", "reason": "truncated"}]
 
 def _stamp(path):
     st = os.stat(path)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
 
 
 def _old_database(tmp_path):

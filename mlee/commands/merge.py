@@ -65,6 +65,12 @@ def register(app: typer.Typer) -> None:
         if report.traces_parsed and not include_traces:
             message(f"{report.traces_parsed} trace(s) had no matching power/stats.json and were parsed "
                     "(folders of an older mlee or of killed runs, or traces changed after the run)")
+        if report.stale_removed:
+            message(f"removed {report.stale_removed} temporary file(s) left by an interrupted merge into {output}")
+        if report.invalid_rows:
+            message(f"{report.invalid_rows} trace row(s) in {report.invalid_inputs} experiment(s) were malformed or "
+                    "not finite: left out of the trace statistics and counted as invalid samples "
+                    "(invalid_rows under traces in the records)")
         if strict and report.skipped:
             message(f"--strict: {len(report.skipped)} input(s) were skipped")
             return 1

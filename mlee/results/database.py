@@ -30,14 +30,14 @@ from mlee.errors import OutputError, ResultFormatError
 from mlee.fsutil import file_mode_for
 from mlee.results.jsonio import read_bytes, parse_json
 from mlee.results.schema import check_version, problem, validator
-from mlee.results.splice import Part, Source, Span, size_of, write_parts
+from mlee.results.splice import Part, Source, Span, database_stamp, size_of, write_parts
 
 KIND = "mlee-database"
 SCHEMA_VERSION = 1
 #: Largest database read. Units: bytes.
 MAX_DATABASE_BYTES = 4 << 30
 INDEX_KIND = "mlee-merge-index"
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 
 def dumps_line(item: Any) -> bytes:
@@ -203,6 +203,29 @@ def locked(db_path: str | Path, timeout_s: float = 600.0, poll_s: float = 0.05) 
         os.close(fd)  # closing releases the flock
 
 
+def remove_stale_temporaries(db_path: Path) -> int:
+    """Delete the temporary files a killed merge left beside a database and its index; returns how many.
+
+    Call only while holding the database's lock (:func:`locked`): every merge into this file writes its
+    temporaries (``.<name>.<random>.tmp``, see :func:`write_bytes_atomic`) under that lock, so any found then
+    belongs to a merge that no longer runs. Files it cannot delete are left for the next merge.
+    """
+    removed = 0
+    for name in (db_path.name, index_path(db_path).name):
+        for tmp in db_path.parent.glob(f".{_glob_escape(name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink()
+                    removed += 1
+    return removed
+
+
+def _glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
 def write_bytes_atomic(path: Path, data: bytes | list[Part], durable: bool = True,
                        source: Source | None = None) -> os.stat_result:
     """Write through a temporary file in the same folder, fsync, rename; on any failure the old file stays.
@@ -292,7 +315,7 @@ def read_index(db_path: Path) -> dict | None:
     if not isinstance(idx, dict) or idx.get("kind") != INDEX_KIND or idx.get("version") != INDEX_VERSION:
         return None
     stamp = idx.get("database")
-    if stamp != {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}:
+    if stamp != database_stamp(st):
         return None
     if not isinstance(idx.get("inputs"), dict) or not isinstance(idx.get("records"), dict):
         return None
@@ -308,7 +331,7 @@ def write_index(db_path: Path, st: os.stat_result, content: dict) -> None:
         content: ``inputs``, ``records``, ``groups``, ``skipped`` as the merge keeps them.
     """
     idx = {"kind": INDEX_KIND, "version": INDEX_VERSION,
-           "database": {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}, **content}
+           "database": database_stamp(st), **content}
     with contextlib.suppress(OSError):  # the JSON index of mlee 0.1.0 and earlier
         os.unlink(db_path.with_name(f"{db_path.stem}.mlee-index.json"))
     try:

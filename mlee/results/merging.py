@@ -17,8 +17,9 @@ from typing import Any
 
 from mlee.errors import ResultFormatError, UsageError
 from mlee.fsutil import output_target, write_output
-from mlee.results.database import (dumps_line, load_database, locked, parse_database, read_index, render,
-                                   write_bytes_atomic, write_index)
+from mlee.results.database import (dumps_line, load_database, locked, parse_database, read_index,
+                                   remove_stale_temporaries, render, write_bytes_atomic, write_index)
+from mlee.results.archive import archive_inputs
 from mlee.results.discover import Input, discover
 from mlee.results.folder import fingerprint
 from mlee.results.ranks import combine, group_jobs, job_problem
@@ -43,6 +44,10 @@ class MergeReport:
         database: The database as a dict (only when asked for).
         traces_parsed: Traces of the inputs read that were parsed because no ``power/stats.json`` entry
             matched their bytes (older or killed runs, traces edited after the run, ``--include-traces``).
+        invalid_rows: Trace rows of the inputs read that were malformed or not finite: left out of the
+            statistics and counted as invalid samples (the experiments themselves are kept).
+        invalid_inputs: How many inputs read had such rows.
+        stale_removed: Temporary files of killed merges into the same database, deleted under the lock.
     """
 
     output: Path | None
@@ -55,6 +60,9 @@ class MergeReport:
     database: dict | None = None
     unchanged: bool = False
     traces_parsed: int = 0
+    invalid_rows: int = 0
+    invalid_inputs: int = 0
+    stale_removed: int = 0
 
 
 @dataclass
@@ -272,10 +280,12 @@ def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output:
             skipped[(s["path"], s["reason"])] = s
     for s in found_skips:
         skipped[(s.display, s.reason)] = {"path": s.display, "reason": s.reason}
-    traces_parsed = 0
+    traces_parsed = invalid_rows = invalid_inputs = 0
     for inp in fresh:
         out = outcomes[inp.key]
-        traces_parsed += out[-2]
+        traces_parsed += out[-3]
+        invalid_rows += out[-2]
+        invalid_inputs += out[-2] > 0
         entry = {"display": inp.display, "fingerprint": out[-1], "ids": [], "skip": None, "rank": out[0] == "rank"}
         entries[inp.key] = entry
         if out[0] == "skip":
@@ -298,9 +308,10 @@ def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output:
             raise UsageError(f"{output} holds {len(lost)} record(s) that these inputs do not give "
                              f"(e.g. {lost[0]}); they would be lost",
                              "use --update to add to it, or --overwrite to replace it")
-    report = MergeReport(output=output, read=len(fresh), reused=len(reused), traces_parsed=traces_parsed)
+    report = MergeReport(output=output, read=len(fresh), reused=len(reused), traces_parsed=traces_parsed,
+                         invalid_rows=invalid_rows, invalid_inputs=invalid_inputs)
     if archive is not None:
-        report.archived = _archive(inputs, entries, {i.key for i in fresh}, archive)
+        report.archived = archive_inputs(inputs, entries, {i.key for i in fresh}, archive)
     order = sorted(lines)
     summaries = summarise([f for rid in order if (f := rec_facts.get(rid)) is not None])
     skipped_list = sorted(skipped.values(), key=lambda s: (s["path"], s["reason"]))
@@ -314,26 +325,6 @@ def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output:
              "records": {rid: [*spans[rid], packed[rid], rec_inputs.get(rid, [])] for rid in order}}
     report.records, report.summaries, report.skipped = len(order), len(summaries), skipped_list
     return parts, index, report
-
-
-def _archive(inputs: list[Input], entries: dict[str, dict], fresh: set[str], archive_dir: Path) -> list[Path]:
-    """Pack every merged experiment folder; unchanged folders whose archive exists are left as they are."""
-    from mlee.results.archive import archive_path, pack
-    from mlee.results.jsonio import read_json_object
-
-    written = []
-    for inp in inputs:
-        entry = entries.get(inp.key) or {}
-        if inp.kind != "folder" or entry.get("skip") or not entry.get("ids"):
-            continue
-        try:
-            rid = read_json_object(inp.path / "results.json").get("id") or inp.path.name
-        except ResultFormatError:
-            continue
-        if inp.key not in fresh and archive_path(archive_dir, str(rid)).exists():
-            continue
-        written.append(pack(inp.path, str(rid), archive_dir))
-    return written
 
 
 def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = False,
@@ -361,11 +352,13 @@ def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = Fa
         return report
     output = target.path  # a symlink's target is replaced; the link stays
     with locked(output, timeout_s=lock_timeout_s):
+        stale = remove_stale_temporaries(output)
         with paused_gc():
             parts, source, index, report = _build(paths, output, update=update, include_traces=include_traces,
                                                   overwrite=overwrite, jobs=jobs,
                                                   archive=Path(archive) if archive is not None else None,
                                                   on_total=on_total, on_progress=on_progress)
+        report.stale_removed = stale
         try:
             report.unchanged = source is not None and source.holds(parts)
             st = os.stat(output) if report.unchanged else write_bytes_atomic(output, parts, source=source)
