@@ -39,11 +39,13 @@ def register(app: typer.Typer) -> None:
         """
         from mlee.errors import UsageError
         from mlee.rating import load_spec, rate_database
+        from mlee.rating.records import record_keys
 
         if as_json and as_csv:
             raise UsageError("--json and --csv exclude each other", "pick one output format")
         loaded = load_spec(spec)
-        database = _load_database(db)
+        # --json carries each rated record whole; the table and CSV only need what rating reads.
+        database = _load_database(db, None if as_json else record_keys(loaded))
         rated = rate_database(database, loaded, task=task, env=env, model=model)
         _add_carbon(rated, country, pue)
         if as_json:
@@ -112,8 +114,12 @@ def parse_quantiles(text: str) -> tuple[float, ...]:
     return values
 
 
-def _load_database(path: Path) -> dict[str, Any]:
-    """A merged database file, or a folder of experiment folders / 2022 logs merged in memory (nothing written)."""
+def _load_database(path: Path, keys: Any = None) -> dict[str, Any]:
+    """A merged database file, or a folder of experiment folders / 2022 logs merged in memory (nothing written).
+
+    ``keys``: keep only these record fields (see ``load_database``): the table and CSV need no more than rating
+    reads, and a database then needs a fraction of its size in memory.
+    """
     from mlee.console import message
     from mlee.errors import UsageError
     from mlee.results import load_database, merge
@@ -130,7 +136,7 @@ def _load_database(path: Path) -> dict[str, Any]:
         return database
     if not path.exists():
         raise UsageError(f"no database file {path}", "give the JSON file written by `mlee merge`, or a results folder")
-    return load_database(path)
+    return load_database(path, keys=keys)
 
 
 def _add_carbon(rated: list[dict[str, Any]], country: str | None, pue: float | None) -> None:

@@ -28,14 +28,11 @@ from typing import Any
 
 from mlee.errors import OutputError, ResultFormatError
 from mlee.fsutil import file_mode_for
-from mlee.results.jsonio import read_bytes, parse_json
-from mlee.results.schema import check_version, problem, validator
+from mlee.results.dbread import (  # noqa: F401 - re-exported: the database's reading side lives there
+    KIND, MAX_DATABASE_BYTES, SCHEMA_VERSION, database_problem, load_database, parse_database)
+from mlee.results.jsonio import read_bytes
 from mlee.results.splice import Part, Source, Span, database_stamp, size_of, write_parts
 
-KIND = "mlee-database"
-SCHEMA_VERSION = 1
-#: Largest database read. Units: bytes.
-MAX_DATABASE_BYTES = 4 << 30
 INDEX_KIND = "mlee-merge-index"
 INDEX_VERSION = 4
 
@@ -107,64 +104,6 @@ def render(records: Iterable[tuple[str, Part]], summaries: Iterable[dict], skipp
         parts.append(b'"' + key.encode() + b'":[' + body + b"]" + (b",\n" if key == "skipped" else b"\n"))
     parts.append(b"}\n")
     return parts, spans
-
-
-def _validate(db: dict, label: str) -> dict:
-    db = check_version("database", db, label)
-    if db.get("kind") != KIND:
-        raise ResultFormatError(f"{label} is not an mlee database (kind is {json.dumps(db.get('kind'))[:40]})",
-                                "create one with: mlee merge DIR -o FILE")
-    for key in ("records", "summaries", "skipped"):
-        if not isinstance(db.get(key), list):
-            raise ResultFormatError(f"{label}: {key} is missing or not a list")
-    check_record = validator("database", "/$defs/record")
-    seen: set[str] = set()
-    for i, rec in enumerate(db["records"]):
-        err = check_record(rec, f"records[{i}]")
-        if err is not None:
-            raise ResultFormatError(f"{label}: {err}")
-        if rec["id"] in seen:
-            raise ResultFormatError(f"{label}: record id {rec['id']!r} appears twice")
-        seen.add(rec["id"])
-    for key, pointer in (("summaries", "/$defs/summary"), ("skipped", "/$defs/skipped")):
-        check = validator("database", pointer)
-        for i, item in enumerate(db[key]):
-            err = check(item, f"{key}[{i}]")
-            if err is not None:
-                raise ResultFormatError(f"{label}: {err}")
-    return db
-
-
-def parse_database(data: bytes, label: str = "database", validate: bool = True) -> dict:
-    """Parse database bytes (see :func:`load_database`)."""
-    db = parse_json(data, label)
-    if not isinstance(db, dict):
-        raise ResultFormatError(f"{label} is not a JSON object", "create one with: mlee merge DIR -o FILE")
-    return _validate(db, label) if validate else check_version("database", db, label)
-
-
-def load_database(path: str | Path, validate: bool = True) -> dict:
-    """Read a merged database, validated against ``mlee/schema/database.schema.json``.
-
-    Older schema versions are upgraded; newer ones are refused.
-
-    Args:
-        path: The database file (``mlee merge`` output).
-        validate: Check every record, summary and skipped entry (the default); False only checks the version.
-
-    Returns:
-        The database: ``{"schema_version", "kind", "mlee_version", "records", "summaries", "skipped"}``.
-
-    Raises:
-        ResultFormatError: missing, truncated, not UTF-8, newer schema, or a record with wrong types.
-    """
-    path = Path(path)
-    return parse_database(read_bytes(path, MAX_DATABASE_BYTES), path.name, validate)
-
-
-def database_problem(db: Any) -> str | None:
-    """The first schema violation of an in-memory database; None when it conforms."""
-    return problem("database", db)
 
 
 @contextlib.contextmanager

@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlee.errors import ResultFormatError, UsageError
+from mlee.errors import UsageError
 from mlee.fsutil import output_target, write_output
-from mlee.results.database import (dumps_line, load_database, locked, parse_database, read_index,
-                                   remove_stale_temporaries, render, write_bytes_atomic, write_index)
 from mlee.results.archive import archive_inputs
+from mlee.results.database import (dumps_line, load_database, locked, remove_stale_temporaries, render,
+                                   write_bytes_atomic, write_index)
 from mlee.results.discover import Input, discover
 from mlee.results.folder import fingerprint
 from mlee.results.ranks import combine, group_jobs, job_problem
+from mlee.results.previous import Previous, read_previous
 from mlee.results.reading import file_fingerprint, flags_in_two, paused_gc, read_all
-from mlee.results.splice import Part, Source, Span, joined
-from mlee.results.summary import facts, pack_facts, summarise, unpack_facts
+from mlee.results.splice import Part, Source, joined
+from mlee.results.summary import facts, pack_facts, summarise
 
 @dataclass
 class MergeReport:
@@ -76,64 +77,6 @@ class _Produced:
     display: str
 
 
-@dataclass
-class _Previous:
-    """What the existing database contributes to an ``--update`` merge."""
-
-    lines: dict[str, bytes | Span] = field(default_factory=dict)
-    facts: dict[str, dict | None] = field(default_factory=dict)
-    rec_inputs: dict[str, list[str]] = field(default_factory=dict)
-    inputs: dict[str, dict] = field(default_factory=dict)
-    skipped: list[dict] = field(default_factory=list)
-    ids: set[str] = field(default_factory=set)
-    indexed: bool = False
-    source: Source | None = None  # the database itself, open, when its records are copied as spans
-
-
-def _previous(output: Path, update: bool, overwrite: bool) -> _Previous:
-    """Read the existing database at ``output`` (through its index when that is current)."""
-    prev = _Previous()
-    if not output.exists():
-        return prev
-    idx = read_index(output)
-    if idx is not None:
-        try:
-            prev.ids = set(idx["records"])
-            prev.indexed = True
-            if update:
-                # Unchanged records are not read: they are copied from this file to the new one as spans.
-                prev.source = Source(output, idx["database"])
-                groups = idx.get("groups") or []
-                for rid, (off, length, packed, rec_inputs) in idx["records"].items():
-                    prev.lines[rid] = Span(off, length)
-                    prev.facts[rid] = unpack_facts(rid, packed, groups)
-                    prev.rec_inputs[rid] = list(rec_inputs)
-                prev.inputs = dict(idx["inputs"])
-                prev.skipped = list(idx.get("skipped") or [])
-            return prev
-        except (ValueError, TypeError, KeyError, IndexError, OSError):
-            if prev.source is not None:
-                prev.source.close()
-            prev = _Previous()  # an index we cannot use is only a lost shortcut: read the database itself
-    try:
-        data = output.read_bytes()
-        db = parse_database(data, output.name, validate=update)
-    except (OSError, ResultFormatError) as exc:
-        if overwrite and not update:
-            return prev
-        raise UsageError(f"{output} exists and is not a readable mlee database ({exc})",
-                         "choose another -o, or pass --overwrite to replace it") from None
-    for rec in db["records"]:
-        prev.ids.add(rec["id"])
-        if update:
-            prev.lines[rec["id"]] = dumps_line(rec)
-            prev.facts[rec["id"]] = facts(rec)
-            prev.rec_inputs[rec["id"]] = []
-    if update:
-        prev.skipped = list(db["skipped"])
-    return prev
-
-
 def _combine_ranks(ranks: list[tuple[Input, dict]], entries: dict[str, dict]) -> list[_Produced]:
     """One record per complete job; every input of an incomplete job gets the job's problem as its skip."""
     produced: list[_Produced] = []
@@ -157,7 +100,7 @@ def _combine_ranks(ranks: list[tuple[Input, dict]], entries: dict[str, dict]) ->
     return produced
 
 
-def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[Input]]:
+def _partition(inputs: list[Input], prev: Previous) -> tuple[list[Input], list[Input]]:
     """Split inputs into those to read and those unchanged since the previous merge (same fingerprint)."""
     known: list[tuple[Input, str | None]] = []
     for inp in inputs:
@@ -177,7 +120,7 @@ def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[
 
 
 def _settle_ids(produced: list[_Produced], reused: list[Input], entries: dict[str, dict],
-                prev: _Previous) -> tuple[dict[str, bytes | memoryview], dict[str, dict | None], dict[str, list[str]]]:
+                prev: Previous) -> tuple[dict[str, bytes | memoryview], dict[str, dict | None], dict[str, list[str]]]:
     """The final records by id. When inputs claim the same id, the one that sorts first keeps it and the
     others get "duplicate experiment id" as their skip reason. Returns (lines, facts, inputs) by id."""
     claims: dict[str, list[tuple[str, str, _Produced | None]]] = {}
@@ -242,7 +185,7 @@ def _build(paths: list[str | Path], output: Path | None = None, *, update: bool 
     if update and output is None:
         raise UsageError("--update needs an existing database to update", "give it with -o FILE")
     inputs, found_skips = discover(paths)
-    prev = _previous(output, update, overwrite) if output is not None else _Previous()
+    prev = read_previous(output, update, overwrite) if output is not None else Previous()
     try:
         parts, index, report = _merge_onto(prev, inputs, found_skips, output, update=update, overwrite=overwrite,
                                            include_traces=include_traces, jobs=jobs, archive=archive,
@@ -254,7 +197,7 @@ def _build(paths: list[str | Path], output: Path | None = None, *, update: bool 
     return parts, prev.source, index, report
 
 
-def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output: Path | None, *, update: bool,
+def _merge_onto(prev: Previous, inputs: list[Input], found_skips: list, output: Path | None, *, update: bool,
                 overwrite: bool, include_traces: bool, jobs: int | None, archive: Path | None,
                 on_total: Callable[[int], None] | None,
                 on_progress: Callable[[int], None] | None) -> tuple[list[Part], dict, MergeReport]:
