@@ -43,13 +43,16 @@ def register(app: typer.Typer) -> None:
         limit_rating = chk.parse_rating(min_rating) if min_rating else None
         limit_energy = chk.parse_energy(max_energy) if max_energy else None
         limit_regression = chk.parse_percent(max_regression) if max_regression else None
-        database = load_database(db)
-        old = load_database(baseline) if baseline else None
-        rated = None
-        if limit_rating:
-            from mlee.rating import load_spec, rate_database
+        from mlee.rating import load_spec, rate_database
+        from mlee.rating.records import record_keys
 
-            rated = rate_database(database, load_spec(spec), model=model, env=env)
+        # Checks read the summaries and the ratings: records keep only what rating reads (bounded memory).
+        loaded = load_spec(spec) if limit_rating else None
+        database = load_database(db, keys=record_keys(loaded) if loaded is not None else ("id",))
+        old = load_database(baseline, keys=("id",)) if baseline else None
+        rated = None
+        if loaded is not None:
+            rated = rate_database(database, loaded, model=model, env=env)
         report = chk.run_checks(database, model=model, env=env, rated=rated, min_rating=limit_rating,
                                 max_energy_j=limit_energy, baseline=old, max_regression=limit_regression)
         if markdown_target is not None:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -97,13 +99,25 @@ def load_database(path: str | Path, validate: bool = True, keys: Collection[str]
     """
     path = Path(path)
     try:
-        return _load_streaming(path, validate, keys)
+        with _paused_gc():  # records hold no cycles; the collector would rescan them every few thousand
+            return _load_streaming(path, validate, keys)
     except NotStreamable:
         pass
     db = parse_database(read_bytes(path, MAX_DATABASE_BYTES), path.name, validate)
     if keys is not None:
         db["records"] = [{k: r[k] for k in keys if k in r} if isinstance(r, dict) else r for r in db["records"]]
     return db
+
+
+@contextlib.contextmanager
+def _paused_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _load_streaming(path: Path, validate: bool, keys: Collection[str] | None) -> dict:
@@ -152,13 +166,46 @@ def iter_database(path: str | Path, validate: bool, on_head: Callable[[Layout], 
         yield item
 
 
-def _line_parser(label: str) -> Any:
-    """``json.loads`` of one record line, refusing NaN and infinities as the whole-file reader does."""
-    decoder = json.JSONDecoder(parse_constant=_reject_constant)
-    decode = decoder.decode
+def records_by_id(path: str | Path, ids: Collection[str]) -> dict[str, dict]:
+    """The whole records with these ids (a second pass over a database first read with ``keys``)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    try:
+        return {rec["id"]: rec for rec, _, _ in iter_database(path, False, lambda _: None) if rec["id"] in wanted}
+    except NotStreamable:
+        records = load_database(path, validate=False)["records"]
+        return {r["id"]: r for r in records if isinstance(r, dict) and r.get("id") in wanted}
+
+
+def _line_parser(label: str) -> Callable[[bytes], Any]:
+    """A parser of one record line that refuses NaN and infinities as the whole-file reader does.
+
+    orjson where it is installed (about twice as fast as ``json`` on records, and NaN is not JSON to it
+    either); a line it refuses goes through ``json``, and so does one with a run of 20 digits (orjson turns
+    integers beyond 64 bits, which have 20 digits or more, into floats), so both give the same records and the
+    same errors.
+    """
+    digits_as_zeros = bytes.maketrans(b"123456789", b"000000000")  # translate + find: 5x faster than a regex
+    twenty = b"0" * 20
+    decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+    def parse_json_line(line: bytes) -> Any:
+        return decode(line.decode("utf-8"))
+
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is a dependency; a broken install still reads databases
+        return parse_json_line
+    loads, error = orjson.loads, orjson.JSONDecodeError
 
     def parse(line: bytes) -> Any:
-        return decode(line.decode("utf-8"))
+        if twenty in line.translate(digits_as_zeros):
+            return parse_json_line(line)
+        try:
+            return loads(line)
+        except error:
+            return parse_json_line(line)
 
     return parse
 

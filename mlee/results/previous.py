@@ -78,7 +78,10 @@ def _take(prev: Previous, rec: dict, update: bool, span: Span | None) -> None:
     prev.ids.add(rec["id"])
     if update:
         prev.lines[rec["id"]] = span if span is not None else dumps_line(rec)
-        prev.facts[rec["id"]] = facts(rec)
+        try:
+            prev.facts[rec["id"]] = facts(rec)
+        except (KeyError, TypeError, AttributeError):  # only a record that skipped the schema check gets here
+            raise ResultFormatError(f"record {rec['id']!r} is not a complete mlee record") from None
         prev.rec_inputs[rec["id"]] = []
 
 
@@ -88,10 +91,15 @@ def previous_streamed(output: Path, update: bool) -> Previous:
     prev = Previous()
     heads: list = []
     try:
-        for rec, offset, length in iter_database(output, update, heads.append):
+        # Records are copied as they are, so they are not schema-checked here (as with the index, which checks
+        # nothing): each must be a JSON object with an id; readers of the database check them whole.
+        for rec, offset, length in iter_database(output, False, heads.append):
             _take(prev, rec, update, Span(offset, length))
         if update:
             prev.skipped = list(heads[0].head["skipped"])
+            if not all(isinstance(s, dict) and isinstance(s.get("path"), str) and isinstance(s.get("reason"), str)
+                       for s in prev.skipped):
+                raise ResultFormatError(f"{output.name}: a skipped entry is not a path and a reason")
             prev.source = Source(output, database_stamp(heads[0].stat))
     except ValueError as exc:  # the file changed between reading and opening it for the copy
         raise ResultFormatError(str(exc)) from None
