@@ -104,24 +104,32 @@ class MleeGroup(TyperGroup):
                 traceback.print_exc()
             error(str(exc))
             return exit_code_for(exc)
+        except MemoryError:
+            if _debug():
+                traceback.print_exc()
+            error("out of memory: the input needs more memory than this machine has free "
+                  "(close other programs or split the input; outputs are written atomically, none is half-written)")
+            return EXIT_FAILURE
         except Exception as exc:  # noqa: BLE001 - the one crash handler
             if _debug():
                 traceback.print_exc()
-            error(f"internal error: {type(exc).__name__}: {exc} (set MLEE_DEBUG=1 for a traceback and report it)")
+            text = str(exc) or "(no message)"
+            error(f"internal error: {type(exc).__name__}: {text} (set MLEE_DEBUG=1 for a traceback and report it)")
             return EXIT_FAILURE
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
 
 
 def _show_click_error(exc: _cx.ClickException) -> None:
-    """Show a parsing error as the README promises: ``error: ...`` and ``try: ...``, one line each."""
-    from mlee.console import escape
-
+    """Show a parsing error as the README promises: ``error: ...`` and ``try: ...``, one line each (both
+    escaped by :func:`~mlee.console.error` and :func:`~mlee.console.message`)."""
     text = " ".join(exc.format_message().split())
-    error(escape(text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text))
+    if text[1:2].islower():  # "No such option" -> "no such option"; "DB ..." stays
+        text = text[:1].lower() + text[1:]
+    error(text)
     ctx = getattr(exc, "ctx", None)
     if isinstance(exc, _cx.UsageError):
         path = ctx.command_path if ctx is not None else "mlee"
-        message(f"try: {escape(path)} --help")
+        message(f"try: {path} --help")
 
 
 def _version_callback(value: bool) -> None:

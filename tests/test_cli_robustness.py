@@ -131,3 +131,17 @@ def test_option_parsing_errors_are_one_line_and_a_try(args, first):
     assert len(lines) == 2 and lines[0].startswith(first), result.stderr
     assert lines[1].startswith("try: mlee") and lines[1].endswith("--help")
     assert "╭" not in result.stderr and "Usage:" not in result.stderr
+
+
+def test_running_out_of_memory_is_one_line_not_an_empty_internal_error(tmp_path, monkeypatch):
+    import mlee.results
+
+    def exhausted(*_args, **_kwargs):
+        raise MemoryError()
+
+    db = write_db(tmp_path / "merged.json", record("ResNet50"))
+    monkeypatch.setattr(mlee.results, "load_database", exhausted)
+    result = run("rate", str(db))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: out of memory:") and len(result.stderr.splitlines()) == 1
+    assert "internal error" not in result.stderr and "Traceback" not in result.output

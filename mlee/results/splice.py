@@ -23,7 +23,7 @@ COPY_BLOCK_BYTES = 8 << 20
 _IOV_MAX = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: an update holds one per record of the database
 class Span:
     """``length`` bytes at ``offset`` of the source database.
 
