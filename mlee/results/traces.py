@@ -198,15 +198,12 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
             parsed), e.g. to checksum exactly those bytes.
 
     Returns:
-        ``({"<label>.<column>": {"min","max","mean","std","n"}}, samples or None)``. A row that is not all
-        finite numbers (or is malformed) is left out of every channel and counted: each channel then also
-        has ``invalid_rows``, and the ``valid`` channel counts the row as 0.
+        ``({"<label>.<column>": {"min","max","mean","std","n"}}, samples or None)``; a malformed or non-finite
+        row is left out and counted (``invalid_rows`` on each channel; 0 in the ``valid`` channel).
 
     Raises:
         ResultFormatError: unreadable, oversized, or no header.
     """
-    import numpy as np
-
     name = f"power/{os.path.basename(path)}"
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -263,15 +260,11 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
             if block.strip():
                 arr, empty, bad = _parse_block(block, ncols, valid_at)
                 invalid += bad
-                _accumulate(arr, empty, cols, valid_at, accs, name)
-                if bad and valid_at is not None:  # the valid channel covers every row: these count as 0
-                    accs[cols[valid_at]].add(np.zeros(bad))
+                _accumulate(arr, empty, cols, valid_at, accs, name, bad)
             if not more:
                 break
-    stats = {f"{label}.{c}": accs[c].stats() for c in cols if c != "t_s"}
-    if invalid:
-        for channel in stats.values():
-            channel["invalid_rows"] = invalid
+    stats = {f"{label}.{c}": dict(accs[c].stats(), **({"invalid_rows": invalid} if invalid else {})) for c in cols
+             if c != "t_s"}
     samples = None
     if include_samples:
         samples = {f"{label}.{c}": accs[c].samples for c in cols}
@@ -302,9 +295,12 @@ def _read_block(fh: Any, size: int, left: int) -> tuple[bytes, bool]:
 
 
 def _accumulate(arr: Any, empty: bool, cols: list[str], valid_at: int | None, accs: dict[str, _Acc],
-                name: str) -> None:
+                name: str, bad: int = 0) -> None:
+    """Fold a block's good rows into the channels; ``bad`` rows left out count as 0 in the ``valid`` channel."""
     import numpy as np
 
+    if bad and valid_at is not None:
+        accs[cols[valid_at]].add(np.zeros(bad))
     keep = None
     if valid_at is not None:
         flags = arr[:, valid_at]
