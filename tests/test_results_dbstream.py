@@ -106,3 +106,17 @@ def test_update_without_its_index_equals_a_full_merge(tmp_path):
     full = tmp_path / "full.json"
     assert run_merge(runs, "-o", full).exit_code == 0
     assert out.read_bytes() == full.read_bytes()
+
+
+def test_a_report_from_reduced_records_is_the_same_page(tmp_path):
+    from mlee.report.build import build_report, record_fields
+
+    runs = tmp_path / "runs"
+    for i, model in enumerate(["ResNet50", "VGG16", "MobileNetV2"]):
+        make_experiment(runs, name=f"m{i}", model=model, start=dt.datetime(2026, 11, 22, 7, i))
+    out = tmp_path / "db.json"
+    assert run_merge(runs, "-o", out, "--include-traces").exit_code == 0
+    spec = load_spec("relative")
+    whole = build_report(load_database(out), spec, database_name="db.json")
+    reduced = build_report(load_database(out, keys=record_fields(spec)), spec, database_name="db.json")
+    assert whole.n_traced == 3 and reduced.html == whole.html

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         """
         from mlee.console import message, out
         from mlee.errors import UsageError
-        from mlee.report.build import build_report, report_target, write_report
+        from mlee.report.build import build_report, record_fields, report_target, write_report
         from mlee.results import load_database
 
         if db.is_dir():
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
             if not folder.is_dir():
                 raise UsageError(f"--labels {folder}: no such folder", "give the folder `mlee label -o` wrote to")
         target = report_target(output)
-        database = load_database(db)
+        database = load_database(db, keys=record_fields(spec))  # only what the page shows: bounded memory
         page = Path("report.html") if target.kind == "stdout" else target.path
         built = build_report(database, spec, report_path=page, label_dirs=labels or None, title=title,
                              database_name=db.name, max_trace_points=max_trace_points,

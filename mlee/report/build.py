@@ -109,6 +109,19 @@ def _unrated_note(db: Mapping[str, Any], rated: Sequence[Mapping[str, Any]], spe
     return notes
 
 
+#: Record fields the page reads besides what rating reads: the table's origin and start, and the power traces.
+PAGE_FIELDS = ("origin", "start_utc", "sources", "trace_samples")
+
+
+def record_fields(spec: Any = None) -> frozenset[str]:
+    """The top-level record fields a report with ``spec`` reads (``load_database(path, keys=...)``): the page
+    built from records reduced to these is the same page, from a fraction of the memory."""
+    from mlee.rating import load_spec
+    from mlee.rating.records import record_keys
+
+    return record_keys(load_spec(spec)) | set(PAGE_FIELDS)
+
+
 def build_report(db: Mapping[str, Any], spec: Any = None, *, report_path: str | Path = "report.html",
                  label_dirs: Sequence[str | Path] | None = None, title: str | None = None,
                  database_name: str = "database", max_trace_points: int = 1500,
