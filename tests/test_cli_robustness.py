@@ -81,7 +81,7 @@ def test_misspelt_spec_path_is_a_usage_error_naming_the_closest(tmp_path):
             metric["value"] = "per_sample.energy_j.totl"
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(data))
-    for command in ("rate", "report", "check"):
+    for command in ("rate", "report", "check", "calibrate"):
         extra = {"report": ["-o", str(tmp_path / "r.html")], "check": ["--min-rating", "E"]}.get(command, [])
         result = run(command, str(db), "--spec", str(spec), *extra)
         assert result.exit_code == 2, (command, result.output)

@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
         from mlee.errors import UsageError
         from mlee.fsutil import canonical_json, output_target, write_output
         from mlee.rating import calibrate, load_spec
+        from mlee.rating.records import record_keys
 
         qs = parse_quantiles(quantiles)
         target = output_target(output, "--output") if output is not None else None
@@ -88,7 +89,7 @@ def register(app: typer.Typer) -> None:
             if target.path.exists() and not force:
                 raise UsageError(f"{output} exists; it is kept", "pass --force to overwrite it, or choose another name")
         base = load_spec(spec)
-        new = calibrate(_load_database(db), base, qs, task=task, name=name)
+        new = calibrate(_load_database(db, record_keys(base)), base, qs, task=task, name=name)
         _explain(new)
         if target is None or target.kind == "stdout":
             _write(canonical_json(new))
