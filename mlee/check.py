@@ -9,6 +9,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from mlee.console import escape, name_list
 from mlee.errors import UsageError
 
 RATINGS = "ABCDE"
@@ -105,10 +106,11 @@ def _groups(db: dict, model: str | None, env: str | None) -> list[dict]:
     if not chosen:
         models = sorted({str(s.get("model")) for s in summaries})
         envs = sorted({str(s.get("environment")) for s in summaries})
-        what = f"model {model!r}" if model else "any model"
-        raise UsageError(f"the database has no {what}" + (f" in environment {env!r}" if env else "")
-                         + f"; models: {', '.join(models) or 'none'}; environments: {', '.join(envs) or 'none'}",
-                         "pick --model/--env from these lists or measure the model first with `mlee infer`")
+        what = f"model {escape(repr(model))}" if model else "any model"
+        raise UsageError(f"the database has no {what}" + (f" in environment {escape(repr(env))}" if env else "")
+                         + f"; models: {name_list(model or '', models)}; environments: "
+                         + name_list(env or "", envs),
+                         "pick --model/--env from these or measure the model first with `mlee infer`")
     return sorted(chosen, key=lambda s: tuple(str(x) for x in _key(s)))
 
 

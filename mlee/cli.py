@@ -109,10 +109,17 @@ class MleeGroup(TyperGroup):
             _show_unwritten_record(exc)
             error(str(exc))
             return exit_code_for(exc)
+        except MemoryError:
+            if _debug():
+                traceback.print_exc()
+            error("out of memory: the input needs more memory than this machine has free "
+                  "(close other programs or split the input; outputs are written atomically, none is half-written)")
+            return EXIT_FAILURE
         except Exception as exc:  # noqa: BLE001 - the one crash handler
             if _debug():
                 traceback.print_exc()
-            error(f"internal error: {type(exc).__name__}: {exc} (set MLEE_DEBUG=1 for a traceback and report it)")
+            text = str(exc) or "(no message)"
+            error(f"internal error: {type(exc).__name__}: {text} (set MLEE_DEBUG=1 for a traceback and report it)")
             return EXIT_FAILURE
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
 
@@ -127,12 +134,16 @@ def _show_unwritten_record(exc: MleeError) -> None:
 
 
 def _show_click_error(exc: _cx.ClickException) -> None:
-    try:
-        from typer import rich_utils
-
-        rich_utils.rich_format_error(exc)
-    except Exception:  # noqa: BLE001 - fall back to click's plain rendering
-        exc.show()
+    """Show a parsing error as the README promises: ``error: ...`` and ``try: ...``, one line each (both
+    escaped by :func:`~mlee.console.error` and :func:`~mlee.console.message`)."""
+    text = " ".join(exc.format_message().split())
+    if text[1:2].islower():  # "No such option" -> "no such option"; "DB ..." stays
+        text = text[:1].lower() + text[1:]
+    error(text)
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, _cx.UsageError):
+        path = ctx.command_path if ctx is not None else "mlee"
+        message(f"try: {path} --help")
 
 
 def _version_callback(value: bool) -> None:

@@ -185,9 +185,11 @@ def test_hostile_model_names_give_safe_file_names_and_a_font_warning(tmp_path: P
     assert "drawn as \ufffd" in err(r) and "MLEE_LABEL_FONTS" in err(r)
 
 
-def test_an_unwritable_output_is_an_error_and_leaves_nothing_half_written(results: Path, tmp_path: Path) -> None:
+def test_a_file_where_the_folder_should_be_is_a_usage_error(results: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    r = invoke("label", str(results / "merged.json"), "--all", "-o", str(blocker / "sub"))
-    assert r.exit_code == 1, r.output
-    assert "cannot create the label folder" in err(r) and "Traceback" not in r.output
+    for output in (blocker / "sub", blocker):
+        r = invoke("label", str(results / "merged.json"), "--all", "-o", str(output))
+        assert r.exit_code == 2, r.output
+        assert f"{blocker} is a file, not a folder" in err(r) and "Traceback" not in r.output
+    assert blocker.read_text() == "x"

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import tarfile
+from pathlib import Path
 
 
 from mlee.results.database import index_path
@@ -38,24 +39,34 @@ def test_update_reads_only_new_folders_and_equals_a_full_merge(tmp_path):
     assert out.read_bytes() == full.read_bytes()
 
 
-def test_update_does_not_reread_unchanged_folders(tmp_path):
+def _edit_keeping_size_and_mtime(path, edit):
+    st = os.stat(path)
+    data = edit(path.read_bytes())
+    assert len(data) == st.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_update_sees_in_place_edits_that_keep_size_and_mtime(tmp_path):
     runs = tmp_path / "runs"
     (folder,) = _make(runs, 1)
     out = tmp_path / "db.json"
     assert run(runs, "-o", out).exit_code == 0
-    # Corrupt a trace but keep its size and mtime: only a re-read could notice.
+    # A trace row made not finite, size and mtime kept: the ctime tells, and the row counts as invalid.
     trace = folder / "power" / "rapl_package-0.csv"
-    st = os.stat(trace)
-    data = bytearray(trace.read_bytes())
-    data[-3] = ord("x")
-    trace.write_bytes(bytes(data))
-    os.utime(trace, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _edit_keeping_size_and_mtime(trace, lambda b: b[:-3] + b"x" + b[-2:])
     result = run(runs, "-o", out, "--update")
-    assert "0 input(s) read, 1 unchanged" in result.output
-    assert len(json.loads(out.read_text())["records"]) == 1
-    # A full merge does read it, and fails closed.
-    full = run(runs, "-o", tmp_path / "full.json")
-    assert "not a finite number" in full.output
+    assert "1 input(s) read" in result.output and "1 trace row(s) in 1 experiment(s)" in result.output
+    (rec,) = json.loads(out.read_text())["records"]
+    assert rec["traces"]["rapl_package-0.energy_j"]["invalid_rows"] == 1
+    # results.json edited in place, size and mtime kept: the new figure is merged.
+    results = folder / "results.json"
+    _edit_keeping_size_and_mtime(results, lambda b: b.replace(b'"duration_s": 2.0', b'"duration_s": 3.0'))
+    result = run(runs, "-o", out, "--update")
+    assert "1 input(s) read" in result.output
+    (rec,) = json.loads(out.read_text())["records"]
+    assert rec["duration_s"] == 3.0
+    assert "0 input(s) read, 1 unchanged" in run(runs, "-o", out, "--update").output
 
 
 def test_changed_folder_is_reread_and_replaced_not_duplicated(tmp_path):
@@ -246,3 +257,39 @@ def test_an_index_left_by_an_older_mlee_is_replaced(tmp_path):
     result = run(runs, "-o", out, "--update")
     assert result.exit_code == 0 and "1 input(s) read, 2 unchanged" in result.output
     assert not old.exists() and index_path(out).exists()
+
+
+KILLED_MERGE = """
+import os, signal, sys, tempfile
+from pathlib import Path
+from mlee.results.database import index_path, locked
+db = Path(sys.argv[1])
+with locked(db):
+    for target in (db, index_path(db)):  # a merge killed while writing the database, or its index
+        fd, _ = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=db.parent)
+        os.write(fd, b"x" * 1_000_000)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_temporaries_of_a_killed_merge_are_removed_by_the_next(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    _make(runs, 2)
+    out = tmp_path / "db.json"
+    assert run(runs, "-o", out).exit_code == 0
+    before = out.read_bytes()
+    other = tmp_path / ".other.json.abc.tmp"  # another database's temporary is not this merge's business
+    other.write_bytes(b"y")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_MERGE, str(out)], env=env, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert len(list(tmp_path.glob(".db.*.tmp"))) == 2 and out.read_bytes() == before
+    result = run(runs, "-o", out, "--update", "--lock-timeout", "5")
+    assert result.exit_code == 0, result.output
+    assert "removed 2 temporary file(s) left by an interrupted merge" in result.output
+    assert list(tmp_path.glob(".db.*.tmp")) == [] and other.exists()
+    assert len(json.loads(out.read_text())["records"]) == 2

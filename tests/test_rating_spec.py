@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from mlee.errors import ResultFormatError, UsageError
+from mlee.errors import UsageError
 from mlee.rating import PRESETS, Spec, load_spec, spec_from_dict
 from mlee.rating.spec import PRESET_DIR
 
@@ -298,17 +298,17 @@ def test_unknown_preset_or_missing_file_lists_the_presets():
 def test_file_that_is_not_json_is_a_format_error(tmp_path):
     bad = tmp_path / "spec.json"
     bad.write_text('{"name": "x", ', encoding="utf-8")
-    with pytest.raises(ResultFormatError, match="is not valid JSON"):
+    with pytest.raises(UsageError, match="is not valid JSON"):
         load_spec(str(bad))
     bad.write_text('{"name": NaN}', encoding="utf-8")
-    with pytest.raises(ResultFormatError, match="NaN is not a number a spec may hold"):
+    with pytest.raises(UsageError, match="NaN is not a number a spec may hold"):
         load_spec(str(bad))
     bad.write_bytes(b"\xff\xfe")
-    with pytest.raises(ResultFormatError, match="not UTF-8"):
+    with pytest.raises(UsageError, match="not UTF-8"):
         load_spec(str(bad))
     toml = tmp_path / "spec.toml"
     toml.write_text("name = ", encoding="utf-8")
-    with pytest.raises(ResultFormatError, match="is not valid TOML"):
+    with pytest.raises(UsageError, match="is not valid TOML"):
         load_spec(str(toml))
     listed = tmp_path / "list.json"
     listed.write_text("[1, 2]", encoding="utf-8")

@@ -110,12 +110,13 @@ def test_failed_rebuild_keeps_the_old_report(tmp_path) -> None:
     assert out.read_bytes() == before
 
 
-def test_unwritable_output_is_an_output_error(tmp_path) -> None:
+def test_output_below_a_file_is_a_usage_error_naming_the_file(tmp_path) -> None:
     db = copy_database(small_database(), tmp_path / "db.json")
     (tmp_path / "file").write_text("x")
     result = invoke("report", str(db), "-o", str(tmp_path / "file" / "r.html"))
-    assert result.exit_code == 1
-    assert "cannot write" in flat(result.stderr)
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'file'} is a file, not a folder" in flat(result.stderr)
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_labels_folder_option_links_rendered_labels(tmp_path) -> None:

@@ -18,7 +18,7 @@ SKIPPED = [{"path": "runs/x", "reason": "truncated"}]
 
 def _stamp(path):
     st = os.stat(path)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
 
 
 def _old_database(tmp_path):
@@ -94,7 +94,8 @@ def test_update_keeps_little_of_the_old_database_in_memory(tmp_path):
     # The update reads the index, not the database: the records it keeps are spans, not bytes.
     import datetime as dt
 
-    from mlee.results.merging import _previous
+    from mlee.results.database import index_path
+    from mlee.results.previous import read_previous
     from results_builders import make_experiment, run_merge
 
     runs = tmp_path / "runs"
@@ -102,9 +103,19 @@ def test_update_keeps_little_of_the_old_database_in_memory(tmp_path):
         make_experiment(runs, name=f"m{i}", start=dt.datetime(2026, 11, 22, 7, i))
     out = tmp_path / "db.json"
     assert run_merge(runs, "-o", out).exit_code == 0
-    prev = _previous(out, update=True, overwrite=False)
+    prev = read_previous(out, update=True, overwrite=False)
     try:
-        assert prev.source is not None and len(prev.lines) == 3
+        assert prev.source is not None and len(prev.lines) == 3 and prev.indexed
         assert all(isinstance(v, Span) for v in prev.lines.values())
+    finally:
+        prev.source.close()
+    # Without the index the database is read record by record, and its records are still kept as spans.
+    index_path(out).unlink()
+    prev = read_previous(out, update=True, overwrite=False)
+    try:
+        assert prev.source is not None and len(prev.lines) == 3 and not prev.indexed
+        assert all(isinstance(v, Span) for v in prev.lines.values())
+        data = out.read_bytes()
+        assert all(data[s.offset:s.offset + s.length].startswith(b'{"') for s in prev.lines.values())
     finally:
         prev.source.close()

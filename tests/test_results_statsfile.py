@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mlee.results.folder as folder_mod
-from mlee.results import merge
+from mlee.results import merge, merge_into
 from mlee.results.schema import problem
 from mlee.results.statsfile import STATS_FILE, compute_entry, load_trace_stats, stored_stats, write_trace_stats
 from mlee.results.traces import trace_stats
@@ -148,15 +148,18 @@ def test_an_unusable_stats_file_is_ignored_and_the_traces_parsed(tmp_path, parse
     assert len(parses) == 3  # the damaged folder's traces, and only those
 
 
-def test_a_trace_that_does_not_parse_gets_no_entry_and_the_merge_still_skips_it(tmp_path):
+def test_a_trace_with_a_non_finite_row_is_stored_with_the_row_counted_and_the_run_kept(tmp_path):
     runs = _runs(tmp_path)
     bad = sorted(runs.iterdir())[0]
-    (bad / "power" / "host.csv").write_text("t_s,proc_cpu_percent\n0.0,nan\n")
+    (bad / "power" / "host.csv").write_text("t_s,proc_cpu_percent\n0.0,nan\n0.1,5.0\n")
     written, problems = write_trace_stats(bad)
-    assert list(problems) == ["host.csv"] and "not a finite number" in problems["host.csv"]
-    assert "host.csv" not in json.loads(written.read_text())["traces"]
-    db = merge([runs], tmp_path / "db.json")
-    assert [s["reason"] for s in db["skipped"]] == [problems["host.csv"]]
+    assert problems == {}
+    stored = json.loads(written.read_text())["traces"]["host.csv"]["channels"]["proc_cpu_percent"]
+    assert stored["invalid_rows"] == 1 and stored["n"] == 1 and stored["mean"] == 5.0
+    report = merge_into(tmp_path / "db.json", [runs])
+    db = json.loads((tmp_path / "db.json").read_text())
+    assert db["skipped"] == [] and len(db["records"]) == len(list(runs.iterdir()))
+    assert report.invalid_rows == 1 and report.invalid_inputs == 1
 
 
 def test_include_traces_parses_every_trace(tmp_path, parses):

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         baseline: Path = typer.Option(None, "--baseline", help="Older database to compare against."),
         max_regression: str = typer.Option(None, "--max-regression",
                                            help="Allowed growth of energy per sample over --baseline, e.g. 5%."),
-        markdown_file: Path = typer.Option(None, "--markdown", help="Write a Markdown summary (CI job summary, PR comment)."),
+        markdown_file: Path = typer.Option(None, "--markdown", help="Write a Markdown summary (CI job summary, PR comment); - for stdout."),
         as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     ) -> int:
         """Exit 0 when every condition holds, 1 with a list of what failed.
@@ -33,29 +33,35 @@ def register(app: typer.Typer) -> None:
         from mlee import check as chk
         from mlee.console import error, message, out
         from mlee.errors import UsageError
-        from mlee.fsutil import atomic_write_text
+        from mlee.fsutil import output_target, write_output
         from mlee.results import load_database
+
+        markdown_target = output_target(markdown_file, "--markdown") if markdown_file else None
 
         if max_regression is not None and baseline is None:
             raise UsageError("--max-regression needs --baseline OLD_DB", "add --baseline with the database to compare to")
         limit_rating = chk.parse_rating(min_rating) if min_rating else None
         limit_energy = chk.parse_energy(max_energy) if max_energy else None
         limit_regression = chk.parse_percent(max_regression) if max_regression else None
-        database = load_database(db)
-        old = load_database(baseline) if baseline else None
-        rated = None
-        if limit_rating:
-            from mlee.rating import load_spec, rate_database
+        from mlee.rating import load_spec, rate_database
+        from mlee.rating.records import record_keys
 
-            rated = rate_database(database, load_spec(spec), model=model, env=env)
+        # Checks read the summaries and the ratings: records keep only what rating reads (bounded memory).
+        loaded = load_spec(spec) if limit_rating else None
+        database = load_database(db, keys=record_keys(loaded) if loaded is not None else ("id",))
+        old = load_database(baseline, keys=("id",)) if baseline else None
+        rated = None
+        if loaded is not None:
+            rated = rate_database(database, loaded, model=model, env=env)
         report = chk.run_checks(database, model=model, env=env, rated=rated, min_rating=limit_rating,
                                 max_energy_j=limit_energy, baseline=old, max_regression=limit_regression)
-        if markdown_file:
-            atomic_write_text(markdown_file, chk.markdown(report))
-            message(f"wrote {markdown_file}")
+        if markdown_target is not None:
+            write_output(markdown_target, chk.markdown(report))
+            if markdown_target.kind != "stdout":
+                message(f"wrote {markdown_file}")
         if as_json:
             out().print_json(json.dumps(report.to_dict(), sort_keys=True))
-        else:
+        elif markdown_target is None or markdown_target.kind != "stdout":  # --markdown - is the data on stdout
             _render(report)
         for o in report.failures:
             error(f"{o.model} ({o.environment}): {chk.describe(o)}")
@@ -68,8 +74,9 @@ def register(app: typer.Typer) -> None:
 
 def _render(report) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    from mlee.console import out
+    from mlee.console import escape, out
 
     table = Table(title="mlee check")
     for col in ("model", "environment", "n", "rating", "energy/sample", "baseline", "change"):
@@ -80,5 +87,5 @@ def _render(report) -> None:
             e += " (estimate)"
         b = "" if r["baseline_energy_per_sample_j"] is None else f"{r['baseline_energy_per_sample_j']:.4g} J"
         c = "" if r["change"] is None else f"{r['change'] * 100:+.1f} %"
-        table.add_row(str(r["model"]), str(r["environment"]), str(r["n"]), r["rating"] or "", e, b, c)
+        table.add_row(Text(escape(r["model"])), Text(escape(r["environment"])), str(r["n"]), r["rating"] or "", e, b, c)
     out().print(table)

@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         """
         from mlee.console import message, out, progress
         from mlee.errors import UsageError
+        from mlee.fsutil import output_folder
         from mlee.label import FORMATS, check_selection, ordered, write_labels
         from mlee.label.qrtext import check_qr_template
 
@@ -57,6 +58,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"unknown --format {fmt!r}", "use one of: " + ", ".join(FORMATS))
         if qr_url is not None:
             check_qr_template(qr_url)
+        output_folder(output, create=False)  # a file there is a usage error before anything is rated
         if fmt == "png":
             from mlee.label.render import require_png
 
@@ -102,12 +104,21 @@ def _rate_database(path: Path, spec: str | None, **filters: str | None) -> tuple
     from mlee.errors import UsageError
     from mlee.label import dates_from_database
     from mlee.rating import load_spec, rate_database
+    from mlee.rating.records import record_keys
     from mlee.results import load_database
+    from mlee.results.dbread import records_by_id
 
     if not path.exists():
         raise UsageError(f"{path} does not exist", "pass a database written by `mlee merge` or an experiment folder")
-    db = load_database(path)
-    return rate_database(db, load_spec(spec), **filters), dates_from_database(db)
+    rating_spec = load_spec(spec)
+    # Rated with only the fields rating reads; the labels of single runs then get their whole records.
+    db = load_database(path, keys=record_keys(rating_spec) | {"start_utc"})
+    rated = rate_database(db, rating_spec, **filters)
+    whole = records_by_id(path, [r["id"] for r in rated if r["n"] == 1])
+    for r in rated:
+        if r["n"] == 1 and r["id"] in whole:
+            r["record"] = whole[r["id"]]
+    return rated, dates_from_database(db)
 
 
 def _parent_database(folder: Path) -> Path | None:
@@ -154,7 +165,9 @@ def _rate_experiment(folder: Path, spec: str | None) -> tuple[list[dict], DatesF
     others: list = []
     summaries: list = []
     if db_path is not None:
-        db = load_database(db_path)
+        from mlee.rating.records import record_keys
+
+        db = load_database(db_path, keys=record_keys(rating_spec) | {"start_utc"})
         same = (record.get("task"), record.get("dataset"), record.get("environment"), record.get("model"),
                 _backend_name(record))
         # Other runs of the same model would be averaged with this one: leave them out, keep everything else.

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         paths: list[Path] = typer.Argument(
             None, help="Experiment folders, folders holding them (searched recursively) or 2022 logs "
                        "(infer_*.json, train_*.json). Default: results/."),
-        output: Path = typer.Option(Path("results/merged.json"), "--output", "-o", help="Database file to write."),
+        output: Path = typer.Option(Path("results/merged.json"), "--output", "-o", help="Database file to write (- for stdout)."),
         update: bool = typer.Option(False, "--update", "-u",
                                     help="Add new or changed folders to the existing database; unchanged ones "
                                          "are not read again and no record is removed."),
@@ -69,6 +69,12 @@ def register(app: typer.Typer) -> None:
         if report.traces_parsed and not include_traces:
             message(f"{report.traces_parsed} trace(s) had no matching power/stats.json and were parsed "
                     "(folders of an older mlee or of killed runs, or traces changed after the run)")
+        if report.stale_removed:
+            message(f"removed {report.stale_removed} temporary file(s) left by an interrupted merge into {output}")
+        if report.invalid_rows:
+            message(f"{report.invalid_rows} trace row(s) in {report.invalid_inputs} experiment(s) were malformed or "
+                    "not finite: left out of the trace statistics and counted as invalid samples "
+                    "(invalid_rows under traces in the records)")
         if strict and report.skipped:
             message(f"--strict: {len(report.skipped)} input(s) were skipped")
             return 1
@@ -89,12 +95,12 @@ def _skipped_table(skipped: list[dict]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from mlee.console import err
+    from mlee.console import err, escape
 
     table = Table(title=f"skipped ({len(skipped)})", title_justify="left")
     table.add_column("path", overflow="fold")
     table.add_column("reason", overflow="fold")
     for s in skipped:
         # Text, not str: paths and reasons are user data and must never be read as rich markup.
-        table.add_row(Text(s["path"]), Text(s["reason"]))
+        table.add_row(Text(escape(s["path"])), Text(escape(s["reason"])))
     err().print(table)

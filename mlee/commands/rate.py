@@ -39,11 +39,13 @@ def register(app: typer.Typer) -> None:
         """
         from mlee.errors import UsageError
         from mlee.rating import load_spec, rate_database
+        from mlee.rating.records import record_keys
 
         if as_json and as_csv:
             raise UsageError("--json and --csv exclude each other", "pick one output format")
         loaded = load_spec(spec)
-        database = _load_database(db)
+        # --json carries each rated record whole; the table and CSV only need what rating reads.
+        database = _load_database(db, None if as_json else record_keys(loaded))
         rated = rate_database(database, loaded, task=task, env=env, model=model)
         _add_carbon(rated, country, pue)
         if as_json:
@@ -52,6 +54,11 @@ def register(app: typer.Typer) -> None:
             _write(to_csv(rated))
         else:
             _render(rated, loaded)
+        from mlee.console import message
+        from mlee.rating.speccheck import reference_gaps
+
+        for line in reference_gaps(rated):
+            message(f"warning: {line}")
         return 0
 
     @app.command("calibrate")
@@ -64,34 +71,31 @@ def register(app: typer.Typer) -> None:
         task: Optional[str] = typer.Option(None, "--task", "-t",
                                            help="Calibrate only this task; the others keep their boundaries."),
         name: Optional[str] = typer.Option(None, "--name", help="Name of the new spec (default <spec>-calibrated)."),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the new spec here (JSON)."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the new spec here (JSON; - for stdout)."),
         force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
     ) -> int:
         """Write a spec whose boundaries are the quantiles of the database's indices, per task and metric."""
         from mlee.console import message
         from mlee.errors import UsageError
-        from mlee.fsutil import canonical_json
+        from mlee.fsutil import canonical_json, output_target, write_output
         from mlee.rating import calibrate, load_spec
+        from mlee.rating.records import record_keys
 
         qs = parse_quantiles(quantiles)
-        if output is not None:
+        target = output_target(output, "--output") if output is not None else None
+        if target is not None and target.is_file:
             if output.suffix.lower() != ".json":
                 raise UsageError(f"--output {output}: calibrate writes JSON", "give the file a .json name")
-            if output.is_dir():
-                raise UsageError(f"--output {output} is a folder", "give the path of a .json file")
-            if output.exists() and not force:
+            if target.path.exists() and not force:
                 raise UsageError(f"{output} exists; it is kept", "pass --force to overwrite it, or choose another name")
-            if not output.parent.is_dir():
-                raise UsageError(f"--output {output}: folder {output.parent} does not exist", "create it first")
         base = load_spec(spec)
-        new = calibrate(_load_database(db), base, qs, task=task, name=name)
+        new = calibrate(_load_database(db, record_keys(base)), base, qs, task=task, name=name)
         _explain(new)
-        if output is None:
+        if target is None or target.kind == "stdout":
             _write(canonical_json(new))
         else:
-            _write_spec(output, new)
-            message(f"wrote {output} (spec {new['name']} v{new['version']}, "
-                    f"sha256 {load_spec(str(output)).sha256[:12]})")
+            write_output(target, canonical_json(new))
+            message(f"wrote {output} (spec {new['name']} v{new['version']}, sha256 {load_spec(new).sha256[:12]})")
         return 0
 
 
@@ -111,8 +115,12 @@ def parse_quantiles(text: str) -> tuple[float, ...]:
     return values
 
 
-def _load_database(path: Path) -> dict[str, Any]:
-    """A merged database file, or a folder of experiment folders / 2022 logs merged in memory (nothing written)."""
+def _load_database(path: Path, keys: Any = None) -> dict[str, Any]:
+    """A merged database file, or a folder of experiment folders / 2022 logs merged in memory (nothing written).
+
+    ``keys``: keep only these record fields (see ``load_database``): the table and CSV need no more than rating
+    reads, and a database then needs a fraction of its size in memory.
+    """
     from mlee.console import message
     from mlee.errors import UsageError
     from mlee.results import load_database, merge
@@ -129,7 +137,7 @@ def _load_database(path: Path) -> dict[str, Any]:
         return database
     if not path.exists():
         raise UsageError(f"no database file {path}", "give the JSON file written by `mlee merge`, or a results folder")
-    return load_database(path)
+    return load_database(path, keys=keys)
 
 
 def _add_carbon(rated: list[dict[str, Any]], country: str | None, pue: float | None) -> None:
@@ -151,16 +159,6 @@ def _write(text: str) -> None:
     console = out()
     console.file.write(text)
     console.file.flush()
-
-
-def _write_spec(path: Path, data: dict[str, Any]) -> None:
-    from mlee.errors import OutputError
-    from mlee.fsutil import atomic_write_json
-
-    try:
-        atomic_write_json(path, data)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}", "check the folder is writable") from exc
 
 
 # ---------------------------------------------------------------------------------------------------- formats
@@ -226,7 +224,7 @@ def to_csv(rated: list[dict[str, Any]]) -> str:
 
 def _render(rated: list[dict[str, Any]], spec: Any) -> None:
     """One table per group: wide (a column per metric) when the terminal fits it, else long (a row per metric)."""
-    from mlee.console import message, out
+    from mlee.console import escape, message, out
 
     console = out()
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -237,7 +235,7 @@ def _render(rated: list[dict[str, Any]], spec: Any) -> None:
         name_width = max(len(_name(r)) for r in rows)
         # A metric cell needs about 9 characters ("0.8518 est.", "1.28 B") plus 3 of padding and rule.
         wide = console.width >= name_width + 12 + 12 * len(keys)
-        title = f"{task} · {dataset or '-'} · {environment or '-'}"
+        title = escape(f"{task} · {dataset or '-'} · {environment or '-'}")
         reference = rows[0]["reference"]
         caption = f"index against {reference}" if reference else "index against the best model of the group"
         console.print(_wide(title, caption, keys, rows) if wide else _long(title, caption, keys, rows))
@@ -254,7 +252,7 @@ def _render_carbon(rated: list[dict[str, Any]]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from mlee.console import out
+    from mlee.console import escape, out
 
     rows = [r for r in rated if r.get("carbon")]
     if not rows:
@@ -267,13 +265,15 @@ def _render_carbon(rated: list[dict[str, Any]]) -> None:
     for r in rows:
         c = r["carbon"]
         grams = fmt_value(c["emissions_g"]) + (f" {EST}" if c["energy_estimated"] else "")
-        table.add_row(Text(_name(r)), Text(r["environment"] or "-"), grams, c["country"],
+        table.add_row(Text(_name(r)), Text(escape(r["environment"] or "-")), grams, c["country"],
                       f"{c['intensity_g_per_kwh']:.4g}", f"{c['pue']:g}")
     out().print(table)
 
 
 def _name(r: dict[str, Any]) -> str:
-    return r["model"] + (f" (mean of {r['n']})" if r["n"] > 1 else "")
+    from mlee.console import escape
+
+    return escape(r["model"]) + (f" (mean of {r['n']})" if r["n"] > 1 else "")
 
 
 def _compound(r: dict[str, Any]) -> Any:

@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     def report(
         db: Path = typer.Argument(..., help="Merged database (mlee merge output)."),
         output: Path = typer.Option(Path("results/report.html"), "--output", "-o",
-                                    help="HTML file to write (its folder is created)."),
+                                    help="HTML file to write (its folder is created); - for stdout."),
         spec: str = typer.Option("mlee", "--spec", help="Rating spec: preset (mlee, mlee-2022, relative) or file."),
         labels: list[Path] = typer.Option(None, "--labels",
                                           help="Folder of labels from `mlee label` (repeatable; default: the "
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         """
         from mlee.console import message, out
         from mlee.errors import UsageError
-        from mlee.report.build import build_report, write_report
+        from mlee.report.build import build_report, record_fields, report_target, write_report
         from mlee.results import load_database
 
         if db.is_dir():
@@ -42,16 +42,17 @@ def register(app: typer.Typer) -> None:
         for folder in labels or []:
             if not folder.is_dir():
                 raise UsageError(f"--labels {folder}: no such folder", "give the folder `mlee label -o` wrote to")
-        if output.is_dir():
-            raise UsageError(f"-o {output} is a folder", f"give a file name, e.g. -o {output / 'report.html'}")
-        database = load_database(db)
-        built = build_report(database, spec, report_path=output, label_dirs=labels or None, title=title,
+        target = report_target(output)
+        database = load_database(db, keys=record_fields(spec))  # only what the page shows: bounded memory
+        page = Path("report.html") if target.kind == "stdout" else target.path
+        built = build_report(database, spec, report_path=page, label_dirs=labels or None, title=title,
                              database_name=db.name, max_trace_points=max_trace_points,
                              label_images=label_images)
-        path = write_report(built, output)
+        write_report(built, target)
         for note in built.notes:
             message(f"note: {note}")
-        message(f"wrote {path}: {built.n_records} rated record(s), {built.n_labels} with a label, "
+        message(f"wrote {target.given}: {built.n_records} rated record(s), {built.n_labels} with a label, "
                 f"{built.n_traced} with power traces ({built.size_bytes / 1e6:.2f} MB)")
-        out().print(str(path), markup=False, highlight=False, soft_wrap=True)
+        if target.kind != "stdout":
+            out().print(target.given, markup=False, highlight=False, soft_wrap=True)
         return 0

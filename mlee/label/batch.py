@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlee.errors import OutputError, UsageError
-from mlee.fsutil import atomic_write_bytes, safe_name
+from mlee.fsutil import atomic_write_bytes, output_folder, safe_name
 from mlee.label.content import label_content
 from mlee.label.qrtext import check_qr_template
 from mlee.label.fonts import FontChain, font_chain
@@ -100,12 +100,7 @@ def write_labels(rated: Sequence[dict[str, Any]], out_dir: str | Path, *, fmt: s
         raise UsageError(f"unknown label format {fmt!r}", "use one of: " + ", ".join(FORMATS))
     if qr_url is not None:
         check_qr_template(qr_url)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the label folder {out}: {exc.strerror or exc}",
-                          "choose another folder with -o") from None
+    out = output_folder(out_dir)
     chain = chain or font_chain()
     used: set[str] = set()
     written: list[Written] = []

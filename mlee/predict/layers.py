@@ -316,6 +316,8 @@ def render_breakdown(breakdown: dict, top: int | None = None) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from mlee.console import escape
+
     rows = breakdown["layers"]
     if top is not None and top < len(rows):
         keep = sorted(rows, key=lambda r: -(r["energy_j"] if r["energy_j"] is not None else r["time_s"]))[:top]
@@ -334,7 +336,7 @@ def render_breakdown(breakdown: dict, top: int | None = None) -> Any:
 
     for r in rows:
         ps = r["per_sample"]
-        table.add_row(Text(r["name"]), r["type"], str(r["calls"]), f"{ps['time_ms']:.4g}" if ps["time_ms"] is not None
+        table.add_row(Text(escape(r["name"])), r["type"], str(r["calls"]), f"{ps['time_ms']:.4g}" if ps["time_ms"] is not None
                       else "n/a", f"{100 * r['time_share']:.1f}", fmt_j(ps["energy_j"]))
     n = breakdown["n_samples"] or 1
     if top is not None and len(rows) < len(breakdown["layers"]):

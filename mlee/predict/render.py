@@ -11,7 +11,9 @@ def _t(text: object) -> Any:
     """User data as rich Text: kernel keys hold brackets that rich would read as markup."""
     from rich.text import Text
 
-    return Text(str(text))
+    from mlee.console import escape
+
+    return Text(escape(text))
 
 
 def _num(value: float | None, fmt: str = ".4g") -> str:

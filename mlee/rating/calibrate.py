@@ -10,6 +10,7 @@ from mlee.rating.groups import pooled_indices, quantile, records_of, reference_p
 from mlee.rating.records import collect
 from mlee.rating.table import build_tables
 from mlee.rating.spec import Spec, load_spec, spec_from_dict
+from mlee.rating.speccheck import check_paths
 
 
 def calibrate(db: dict[str, Any], spec: Spec | str | None = None, quantiles: Sequence[float] = (0.8, 0.6, 0.4, 0.2),
@@ -39,6 +40,7 @@ def calibrate(db: dict[str, Any], spec: Spec | str | None = None, quantiles: Seq
     if task is not None:
         spec.task(task)
     tables = build_tables(collect(records_of(db), spec), spec)
+    check_paths(tables)
     data = spec.to_dict()
     report: dict[str, Any] = {"quantiles": list(qs), "from_spec": spec.ident(), "tasks": {}}
     for task_spec in spec.tasks:

@@ -13,11 +13,13 @@ import gc
 from collections.abc import Iterator
 from typing import Any
 
+from mlee.console import escape, names_hint
 from mlee.errors import RatingError, UsageError
 from mlee.rating.core import LETTERS, compound
 from mlee.rating.groups import group_bases, index_column, records_of, resolved_boundaries
 from mlee.rating.records import Entry, GroupKey, collect, summaries_by_ids, summary_payload
 from mlee.rating.spec import Spec, load_spec
+from mlee.rating.speccheck import check_paths
 from mlee.rating.table import TaskTable, build_tables
 
 
@@ -65,6 +67,7 @@ def _rate(db: dict[str, Any], spec: Spec, task: str | None, env: str | None,
     entries = collect(records_of(db), spec)
     selected = _select(entries, spec, db, task, env, model)
     tables = build_tables(entries, spec)
+    check_paths(tables)
     boundaries = resolved_boundaries(spec, tables)
     summaries = summaries_by_ids(db)
     selected_groups = {(e.task, e.dataset, e.environment) for e in selected}
@@ -117,8 +120,8 @@ def _match(chosen: list[Entry], everything: list[Entry], what: str, wanted: str,
     have = sorted({attr(e) for e in chosen if isinstance(attr(e), str)})
     anywhere = sorted({attr(e) for e in everything if isinstance(attr(e), str)})
     names = have or anywhere
-    raise UsageError(f"no {what} {wanted!r} in the database" + (" for the other filters" if have != anywhere else ""),
-                     f"it has: {'; '.join(names)}")
+    raise UsageError(f"no {what} {escape(repr(wanted))} in the database"
+                     + (" for the other filters" if have != anywhere else ""), names_hint(wanted, names, f"{what}s"))
 
 
 class _Plan:

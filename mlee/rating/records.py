@@ -16,6 +16,23 @@ METHOD_STRENGTH = {"counter": 2, "power_integration": 1, "estimate": 0}
 
 GroupKey = tuple[str, str | None, str | None]  # (task, dataset, environment)
 
+#: Record fields rating reads besides the spec's figure paths: grouping, the "nothing to rate" message, the
+#: computed summary of repeats (per_sample), and the carbon estimate of `rate --carbon` (carbon).
+RATING_FIELDS = ("id", "kind", "name", "task", "model", "status", "dataset", "environment", "backend",
+                 "estimated", "per_sample", "carbon", "device")
+
+
+def record_keys(spec: Spec) -> frozenset[str]:
+    """The top-level record fields that rating with ``spec`` reads: enough to rate a database whose records
+    were read with only these fields kept (``load_database(path, keys=...)``), in a fraction of the memory."""
+    keys = set(RATING_FIELDS)
+    for task in spec.tasks:
+        for metric in task.metrics:
+            for path in (metric.value, metric.times, metric.method):
+                if path:
+                    keys.add(path.split(".", 1)[0])
+    return frozenset(keys)
+
 
 class Entry:
     """One model of one group: every completed run of (task, dataset, environment, model, backend).

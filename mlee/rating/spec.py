@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlee.errors import ResultFormatError, UsageError
+from mlee.errors import UsageError
 from mlee.rating.core import COMPOUND_MODES
 
 PRESETS = ("mlee", "mlee-2022", "relative")
@@ -174,7 +174,7 @@ def load_spec(name_or_path: str | Path | Spec | dict[str, Any] | None = None) ->
     Raises:
         UsageError: an unknown preset name, a missing file, or a spec whose content is invalid (the message names
             the field, e.g. ``tasks.inference.metrics.top1.boundaries``).
-        ResultFormatError: a file that is not valid JSON/TOML.
+        UsageError: a file that is not valid JSON/TOML (every spec problem is a usage error).
     """
     if isinstance(name_or_path, Spec):
         return name_or_path
@@ -201,10 +201,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         else:
             data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
-        raise ResultFormatError(f"spec file {path} is not UTF-8 text: {exc}") from exc
+        raise UsageError(f"spec file {path} is not UTF-8 text: {exc}") from exc
     except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError are ValueErrors
         kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
-        raise ResultFormatError(f"spec file {path} is not valid {kind}: {exc}") from exc
+        raise UsageError(f"spec file {path} is not valid {kind}: {exc}",
+                         "a spec is a JSON or TOML object (see `mlee rate --help`)") from exc
     if not isinstance(data, dict):
         raise UsageError(f"spec file {path} must hold an object at the top level, not {type(data).__name__}")
     return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from mlee import __version__
 from mlee.errors import OutputError, RatingError, UsageError
-from mlee.fsutil import atomic_write_text
+from mlee.fsutil import OutputTarget, output_target, write_output
 from mlee.report.html import render_page
 from mlee.report.labels import find_labels, page_label
 from mlee.report.payload import build_payload
@@ -108,6 +109,19 @@ def _unrated_note(db: Mapping[str, Any], rated: Sequence[Mapping[str, Any]], spe
     return notes
 
 
+#: Record fields the page reads besides what rating reads: the table's origin and start, and the power traces.
+PAGE_FIELDS = ("origin", "start_utc", "sources", "trace_samples")
+
+
+def record_fields(spec: Any = None) -> frozenset[str]:
+    """The top-level record fields a report with ``spec`` reads (``load_database(path, keys=...)``): the page
+    built from records reduced to these is the same page, from a fraction of the memory."""
+    from mlee.rating import load_spec
+    from mlee.rating.records import record_keys
+
+    return record_keys(load_spec(spec)) | set(PAGE_FIELDS)
+
+
 def build_report(db: Mapping[str, Any], spec: Any = None, *, report_path: str | Path = "report.html",
                  label_dirs: Sequence[str | Path] | None = None, title: str | None = None,
                  database_name: str = "database", max_trace_points: int = 1500,
@@ -147,17 +161,29 @@ def build_report(db: Mapping[str, Any], spec: Any = None, *, report_path: str | 
                   notes=tuple(notes))
 
 
-def write_report(report: Report, path: str | Path) -> Path:
-    """Write the page atomically (the folder is created when missing).
+def report_target(path: str | Path) -> OutputTarget:
+    """Where the page goes (see :func:`mlee.fsutil.output_target`); a missing folder of a new file is created.
+
+    Raises:
+        UsageError: ``path`` is a folder or lies below a file. OutputError: its folder cannot be created.
+    """
+    given = Path(path)
+    if str(path) != "-" and not os.path.lexists(given) and not given.parent.exists():
+        try:
+            given.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            pass  # output_target names the file in the way
+        except OSError as exc:
+            raise OutputError(f"cannot create the folder of {given}: {exc.strerror or exc}",
+                              "choose another -o path") from None
+    return output_target(path)
+
+
+def write_report(report: Report, path: str | Path | OutputTarget) -> Path:
+    """Write the page atomically where ``path`` leads (a device is written through, a symlink followed).
 
     Raises:
         UsageError: ``path`` is a folder. OutputError: it cannot be written.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{path} is a folder", f"give a file name, e.g. -o {path / 'report.html'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write_text(path, report.html)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}", "choose another -o path") from exc
+    target = path if isinstance(path, OutputTarget) else report_target(path)
+    return write_output(target, report.html).path

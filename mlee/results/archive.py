@@ -12,8 +12,9 @@ import os
 import tarfile
 from pathlib import Path
 
-from mlee.errors import OutputError
+from mlee.errors import OutputError, ResultFormatError
 from mlee.fsutil import safe_name
+from mlee.results.discover import Input
 
 
 def archive_path(archive_dir: Path, record_id: str) -> Path:
@@ -56,3 +57,23 @@ def pack(folder: Path, record_id: str, archive_dir: Path) -> Path:
     target = archive_path(archive_dir, record_id)
     write_bytes_atomic(target, buf.getvalue())
     return target
+
+
+def archive_inputs(inputs: list[Input], entries: dict[str, dict], fresh: set[str], archive_dir: Path) -> list[Path]:
+    """Pack every merged experiment folder of a merge (``entries``: the merge's input entries by key, ``fresh``:
+    the keys read in it); unchanged folders whose archive exists are left as they are."""
+    from mlee.results.jsonio import read_json_object
+
+    written = []
+    for inp in inputs:
+        entry = entries.get(inp.key) or {}
+        if inp.kind != "folder" or entry.get("skip") or not entry.get("ids"):
+            continue
+        try:
+            rid = read_json_object(inp.path / "results.json").get("id") or inp.path.name
+        except ResultFormatError:
+            continue
+        if inp.key not in fresh and archive_path(archive_dir, str(rid)).exists():
+            continue
+        written.append(pack(inp.path, str(rid), archive_dir))
+    return written

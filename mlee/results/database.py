@@ -28,16 +28,13 @@ from typing import Any
 
 from mlee.errors import OutputError, ResultFormatError
 from mlee.fsutil import file_mode_for
-from mlee.results.jsonio import read_bytes, parse_json
-from mlee.results.schema import check_version, problem, validator
-from mlee.results.splice import Part, Source, Span, size_of, write_parts
+from mlee.results.dbread import (  # noqa: F401 - re-exported: the database's reading side lives there
+    KIND, MAX_DATABASE_BYTES, SCHEMA_VERSION, database_problem, load_database, parse_database)
+from mlee.results.jsonio import read_bytes
+from mlee.results.splice import Part, Source, Span, database_stamp, size_of, write_parts
 
-KIND = "mlee-database"
-SCHEMA_VERSION = 1
-#: Largest database read. Units: bytes.
-MAX_DATABASE_BYTES = 4 << 30
 INDEX_KIND = "mlee-merge-index"
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 
 def dumps_line(item: Any) -> bytes:
@@ -109,64 +106,6 @@ def render(records: Iterable[tuple[str, Part]], summaries: Iterable[dict], skipp
     return parts, spans
 
 
-def _validate(db: dict, label: str) -> dict:
-    db = check_version("database", db, label)
-    if db.get("kind") != KIND:
-        raise ResultFormatError(f"{label} is not an mlee database (kind is {json.dumps(db.get('kind'))[:40]})",
-                                "create one with: mlee merge DIR -o FILE")
-    for key in ("records", "summaries", "skipped"):
-        if not isinstance(db.get(key), list):
-            raise ResultFormatError(f"{label}: {key} is missing or not a list")
-    check_record = validator("database", "/$defs/record")
-    seen: set[str] = set()
-    for i, rec in enumerate(db["records"]):
-        err = check_record(rec, f"records[{i}]")
-        if err is not None:
-            raise ResultFormatError(f"{label}: {err}")
-        if rec["id"] in seen:
-            raise ResultFormatError(f"{label}: record id {rec['id']!r} appears twice")
-        seen.add(rec["id"])
-    for key, pointer in (("summaries", "/$defs/summary"), ("skipped", "/$defs/skipped")):
-        check = validator("database", pointer)
-        for i, item in enumerate(db[key]):
-            err = check(item, f"{key}[{i}]")
-            if err is not None:
-                raise ResultFormatError(f"{label}: {err}")
-    return db
-
-
-def parse_database(data: bytes, label: str = "database", validate: bool = True) -> dict:
-    """Parse database bytes (see :func:`load_database`)."""
-    db = parse_json(data, label)
-    if not isinstance(db, dict):
-        raise ResultFormatError(f"{label} is not a JSON object", "create one with: mlee merge DIR -o FILE")
-    return _validate(db, label) if validate else check_version("database", db, label)
-
-
-def load_database(path: str | Path, validate: bool = True) -> dict:
-    """Read a merged database, validated against ``mlee/schema/database.schema.json``.
-
-    Older schema versions are upgraded; newer ones are refused.
-
-    Args:
-        path: The database file (``mlee merge`` output).
-        validate: Check every record, summary and skipped entry (the default); False only checks the version.
-
-    Returns:
-        The database: ``{"schema_version", "kind", "mlee_version", "records", "summaries", "skipped"}``.
-
-    Raises:
-        ResultFormatError: missing, truncated, not UTF-8, newer schema, or a record with wrong types.
-    """
-    path = Path(path)
-    return parse_database(read_bytes(path, MAX_DATABASE_BYTES), path.name, validate)
-
-
-def database_problem(db: Any) -> str | None:
-    """The first schema violation of an in-memory database; None when it conforms."""
-    return problem("database", db)
-
-
 @contextlib.contextmanager
 def locked(db_path: str | Path, timeout_s: float = 600.0, poll_s: float = 0.05) -> Iterator[None]:
     """Hold the merge lock of a database (``<file>.lock``, an flock) for the duration of the block.
@@ -201,6 +140,29 @@ def locked(db_path: str | Path, timeout_s: float = 600.0, poll_s: float = 0.05) 
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def remove_stale_temporaries(db_path: Path) -> int:
+    """Delete the temporary files a killed merge left beside a database and its index; returns how many.
+
+    Call only while holding the database's lock (:func:`locked`): every merge into this file writes its
+    temporaries (``.<name>.<random>.tmp``, see :func:`write_bytes_atomic`) under that lock, so any found then
+    belongs to a merge that no longer runs. Files it cannot delete are left for the next merge.
+    """
+    removed = 0
+    for name in (db_path.name, index_path(db_path).name):
+        for tmp in db_path.parent.glob(f".{_glob_escape(name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink()
+                    removed += 1
+    return removed
+
+
+def _glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 def write_bytes_atomic(path: Path, data: bytes | list[Part], durable: bool = True,
@@ -292,7 +254,7 @@ def read_index(db_path: Path) -> dict | None:
     if not isinstance(idx, dict) or idx.get("kind") != INDEX_KIND or idx.get("version") != INDEX_VERSION:
         return None
     stamp = idx.get("database")
-    if stamp != {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}:
+    if stamp != database_stamp(st):
         return None
     if not isinstance(idx.get("inputs"), dict) or not isinstance(idx.get("records"), dict):
         return None
@@ -308,7 +270,7 @@ def write_index(db_path: Path, st: os.stat_result, content: dict) -> None:
         content: ``inputs``, ``records``, ``groups``, ``skipped`` as the merge keeps them.
     """
     idx = {"kind": INDEX_KIND, "version": INDEX_VERSION,
-           "database": {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}, **content}
+           "database": database_stamp(st), **content}
     with contextlib.suppress(OSError):  # the JSON index of mlee 0.1.0 and earlier
         os.unlink(db_path.with_name(f"{db_path.stem}.mlee-index.json"))
     try:

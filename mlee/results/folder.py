@@ -161,8 +161,17 @@ def read_experiment(folder: str | Path, include_traces: bool = False, trace_name
 _FS, _RS = "\x1f", "\x1e"  # unit and record separators of the fingerprint text
 
 
+def stamp(st: os.stat_result) -> str:
+    """The part of a fingerprint that changes whenever a file's content may have: size, mtime, ctime and inode.
+
+    mtime alone misses an edit whose tool restored it (``touch -r``, ``rsync -t``, an editor keeping the
+    timestamp); ctime cannot be set back from user space and a rename-into-place changes the inode.
+    """
+    return f"{st.st_size}{_FS}{st.st_mtime_ns}{_FS}{st.st_ctime_ns}{_FS}{st.st_ino}"
+
+
 def fingerprint(folder: str | Path, known: str | None = None, probe: os.stat_result | None = None) -> str:
-    """What ``--update`` compares to decide whether a folder changed: size and mtime of each file read.
+    """What ``--update`` compares to decide whether a folder changed: :func:`stamp` of each file read.
 
     Args:
         folder: The experiment folder.
@@ -172,14 +181,14 @@ def fingerprint(folder: str | Path, known: str | None = None, probe: os.stat_res
         probe: A stat of ``results.json`` just taken (by discovery), used instead of a new one.
 
     Returns:
-        One string of ``name, size, mtime_ns`` entries: cheap to store and to compare. Only equality matters:
+        One string of ``name, size, mtime_ns, ctime_ns, inode`` entries: cheap to store and to compare. Only equality matters:
         an odd file name that confused the parsing of ``known`` could only cause a re-read, never a miss.
 
     Units: sizes in bytes, mtimes in nanoseconds.
     """
     base = os.fspath(folder) + os.sep
     if probe is not None:
-        out = [f"results.json{_FS}{probe.st_size}{_FS}{probe.st_mtime_ns}"]
+        out = [f"results.json{_FS}{stamp(probe)}"]
         out.extend(_stat_entry(base + name, name) for name in REQUIRED_FILES[1:])
     else:
         out = [_stat_entry(base + name, name) for name in REQUIRED_FILES]
@@ -226,20 +235,20 @@ def compose_fingerprint(folder: str | Path, seen: dict[str, os.stat_result], pow
     out = []
     for name in REQUIRED_FILES:
         st = seen.get(name)
-        out.append(f"{name}{_FS}{st.st_size}{_FS}{st.st_mtime_ns}" if st is not None else _stat_entry(base + name, name))
+        out.append(f"{name}{_FS}{stamp(st)}" if st is not None else _stat_entry(base + name, name))
     out.append(power)
     if power.endswith(f"{_FS}missing"):
         return _RS.join(out)
     for n in trace_names or ():
         key = "power/" + n
         st = seen.get(key)
-        out.append(f"{key}{_FS}{st.st_size}{_FS}{st.st_mtime_ns}" if st is not None else _stat_entry(base + key, key))
+        out.append(f"{key}{_FS}{stamp(st)}" if st is not None else _stat_entry(base + key, key))
     return _RS.join(out)
 
 
 def _stat_entry(path: str, name: str) -> str:
     try:
         st = os.stat(path)
-        return f"{name}{_FS}{st.st_size}{_FS}{st.st_mtime_ns}"
+        return f"{name}{_FS}{stamp(st)}"
     except OSError:
         return f"{name}{_FS}missing"

@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlee.errors import ResultFormatError, UsageError
-from mlee.results.database import (dumps_line, load_database, locked, parse_database, read_index, render,
+from mlee.errors import UsageError
+from mlee.fsutil import output_target, write_output
+from mlee.results.archive import archive_inputs
+from mlee.results.database import (dumps_line, load_database, locked, remove_stale_temporaries, render,
                                    write_bytes_atomic, write_index)
 from mlee.results.discover import Input, discover
 from mlee.results.folder import fingerprint
 from mlee.results.liveness import DEFAULT_STALE_AFTER_S
 from mlee.results.ranks import combine, group_jobs, job_problem
+from mlee.results.previous import Previous, read_previous
 from mlee.results.reading import file_fingerprint, flags_in_two, paused_gc, read_all
-from mlee.results.splice import Part, Source, Span, joined
-from mlee.results.summary import facts, pack_facts, summarise, unpack_facts
+from mlee.results.splice import Part, Source, joined
+from mlee.results.summary import facts, pack_facts, summarise
 
 @dataclass
 class MergeReport:
@@ -43,6 +46,10 @@ class MergeReport:
         database: The database as a dict (only when asked for).
         traces_parsed: Traces of the inputs read that were parsed because no ``power/stats.json`` entry
             matched their bytes (older or killed runs, traces edited after the run, ``--include-traces``).
+        invalid_rows: Trace rows of the inputs read that were malformed or not finite: left out of the
+            statistics and counted as invalid samples (the experiments themselves are kept).
+        invalid_inputs: How many inputs read had such rows.
+        stale_removed: Temporary files of killed merges into the same database, deleted under the lock.
     """
 
     output: Path | None
@@ -55,6 +62,9 @@ class MergeReport:
     database: dict | None = None
     unchanged: bool = False
     traces_parsed: int = 0
+    invalid_rows: int = 0
+    invalid_inputs: int = 0
+    stale_removed: int = 0
 
 
 @dataclass
@@ -66,64 +76,6 @@ class _Produced:
     facts: dict | None
     inputs: list[str]
     display: str
-
-
-@dataclass
-class _Previous:
-    """What the existing database contributes to an ``--update`` merge."""
-
-    lines: dict[str, bytes | Span] = field(default_factory=dict)
-    facts: dict[str, dict | None] = field(default_factory=dict)
-    rec_inputs: dict[str, list[str]] = field(default_factory=dict)
-    inputs: dict[str, dict] = field(default_factory=dict)
-    skipped: list[dict] = field(default_factory=list)
-    ids: set[str] = field(default_factory=set)
-    indexed: bool = False
-    source: Source | None = None  # the database itself, open, when its records are copied as spans
-
-
-def _previous(output: Path, update: bool, overwrite: bool) -> _Previous:
-    """Read the existing database at ``output`` (through its index when that is current)."""
-    prev = _Previous()
-    if not output.exists():
-        return prev
-    idx = read_index(output)
-    if idx is not None:
-        try:
-            prev.ids = set(idx["records"])
-            prev.indexed = True
-            if update:
-                # Unchanged records are not read: they are copied from this file to the new one as spans.
-                prev.source = Source(output, idx["database"])
-                groups = idx.get("groups") or []
-                for rid, (off, length, packed, rec_inputs) in idx["records"].items():
-                    prev.lines[rid] = Span(off, length)
-                    prev.facts[rid] = unpack_facts(rid, packed, groups)
-                    prev.rec_inputs[rid] = list(rec_inputs)
-                prev.inputs = dict(idx["inputs"])
-                prev.skipped = list(idx.get("skipped") or [])
-            return prev
-        except (ValueError, TypeError, KeyError, IndexError, OSError):
-            if prev.source is not None:
-                prev.source.close()
-            prev = _Previous()  # an index we cannot use is only a lost shortcut: read the database itself
-    try:
-        data = output.read_bytes()
-        db = parse_database(data, output.name, validate=update)
-    except (OSError, ResultFormatError) as exc:
-        if overwrite and not update:
-            return prev
-        raise UsageError(f"{output} exists and is not a readable mlee database ({exc})",
-                         "choose another -o, or pass --overwrite to replace it") from None
-    for rec in db["records"]:
-        prev.ids.add(rec["id"])
-        if update:
-            prev.lines[rec["id"]] = dumps_line(rec)
-            prev.facts[rec["id"]] = facts(rec)
-            prev.rec_inputs[rec["id"]] = []
-    if update:
-        prev.skipped = list(db["skipped"])
-    return prev
 
 
 def _combine_ranks(ranks: list[tuple[Input, dict]], entries: dict[str, dict]) -> list[_Produced]:
@@ -149,7 +101,7 @@ def _combine_ranks(ranks: list[tuple[Input, dict]], entries: dict[str, dict]) ->
     return produced
 
 
-def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[Input]]:
+def _partition(inputs: list[Input], prev: Previous) -> tuple[list[Input], list[Input]]:
     """Split inputs into those to read and those unchanged since the previous merge (same fingerprint)."""
     known: list[tuple[Input, str | None]] = []
     for inp in inputs:
@@ -170,7 +122,7 @@ def _partition(inputs: list[Input], prev: _Previous) -> tuple[list[Input], list[
 
 
 def _settle_ids(produced: list[_Produced], reused: list[Input], entries: dict[str, dict],
-                prev: _Previous) -> tuple[dict[str, bytes | memoryview], dict[str, dict | None], dict[str, list[str]]]:
+                prev: Previous) -> tuple[dict[str, bytes | memoryview], dict[str, dict | None], dict[str, list[str]]]:
     """The final records by id. When inputs claim the same id, the one that sorts first keeps it and the
     others get "duplicate experiment id" as their skip reason. Returns (lines, facts, inputs) by id."""
     claims: dict[str, list[tuple[str, str, _Produced | None]]] = {}
@@ -236,7 +188,7 @@ def _build(paths: list[str | Path], output: Path | None = None, *, update: bool 
     if update and output is None:
         raise UsageError("--update needs an existing database to update", "give it with -o FILE")
     inputs, found_skips = discover(paths)
-    prev = _previous(output, update, overwrite) if output is not None else _Previous()
+    prev = read_previous(output, update, overwrite) if output is not None else Previous()
     try:
         parts, index, report = _merge_onto(prev, inputs, found_skips, output, update=update, overwrite=overwrite,
                                            include_traces=include_traces, jobs=jobs, archive=archive,
@@ -248,7 +200,7 @@ def _build(paths: list[str | Path], output: Path | None = None, *, update: bool 
     return parts, prev.source, index, report
 
 
-def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output: Path | None, *, update: bool,
+def _merge_onto(prev: Previous, inputs: list[Input], found_skips: list, output: Path | None, *, update: bool,
                 overwrite: bool, include_traces: bool, jobs: int | None, archive: Path | None,
                 on_total: Callable[[int], None] | None,
                 on_progress: Callable[[int], None] | None,
@@ -275,10 +227,12 @@ def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output:
             skipped[(s["path"], s["reason"])] = s
     for s in found_skips:
         skipped[(s.display, s.reason)] = {"path": s.display, "reason": s.reason}
-    traces_parsed = 0
+    traces_parsed = invalid_rows = invalid_inputs = 0
     for inp in fresh:
         out = outcomes[inp.key]
-        traces_parsed += out[-2]
+        traces_parsed += out[-3]
+        invalid_rows += out[-2]
+        invalid_inputs += out[-2] > 0
         entry = {"display": inp.display, "fingerprint": out[-1], "ids": [], "skip": None, "rank": out[0] == "rank"}
         entries[inp.key] = entry
         if out[0] == "skip":
@@ -301,9 +255,10 @@ def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output:
             raise UsageError(f"{output} holds {len(lost)} record(s) that these inputs do not give "
                              f"(e.g. {lost[0]}); they would be lost",
                              "use --update to add to it, or --overwrite to replace it")
-    report = MergeReport(output=output, read=len(fresh), reused=len(reused), traces_parsed=traces_parsed)
+    report = MergeReport(output=output, read=len(fresh), reused=len(reused), traces_parsed=traces_parsed,
+                         invalid_rows=invalid_rows, invalid_inputs=invalid_inputs)
     if archive is not None:
-        report.archived = _archive(inputs, entries, {i.key for i in fresh}, archive)
+        report.archived = archive_inputs(inputs, entries, {i.key for i in fresh}, archive)
     order = sorted(lines)
     summaries = summarise([f for rid in order if (f := rec_facts.get(rid)) is not None])
     skipped_list = sorted(skipped.values(), key=lambda s: (s["path"], s["reason"]))
@@ -317,26 +272,6 @@ def _merge_onto(prev: _Previous, inputs: list[Input], found_skips: list, output:
              "records": {rid: [*spans[rid], packed[rid], rec_inputs.get(rid, [])] for rid in order}}
     report.records, report.summaries, report.skipped = len(order), len(summaries), skipped_list
     return parts, index, report
-
-
-def _archive(inputs: list[Input], entries: dict[str, dict], fresh: set[str], archive_dir: Path) -> list[Path]:
-    """Pack every merged experiment folder; unchanged folders whose archive exists are left as they are."""
-    from mlee.results.archive import archive_path, pack
-    from mlee.results.jsonio import read_json_object
-
-    written = []
-    for inp in inputs:
-        entry = entries.get(inp.key) or {}
-        if inp.kind != "folder" or entry.get("skip") or not entry.get("ids"):
-            continue
-        try:
-            rid = read_json_object(inp.path / "results.json").get("id") or inp.path.name
-        except ResultFormatError:
-            continue
-        if inp.key not in fresh and archive_path(archive_dir, str(rid)).exists():
-            continue
-        written.append(pack(inp.path, str(rid), archive_dir))
-    return written
 
 
 def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = False,
@@ -354,18 +289,27 @@ def merge_into(output: str | Path, paths: list[str | Path], *, update: bool = Fa
         OutputError: the output (or archive) cannot be written; an existing database is left intact.
         ResultFormatError: with ``update``, the existing database is unreadable or newer than this mlee.
     """
-    output = Path(output)
-    if output.is_dir():
-        raise UsageError(f"{output} is a folder", "give the database file name, e.g. -o results/merged.json")
-    if not output.parent.is_dir():
-        raise UsageError(f"the folder of {output} does not exist", "create it first or choose another -o")
+    target = output_target(output)
+    if not target.is_file:
+        # stdout, a device, a FIFO or a socket: written through, with nothing to update, lock or index.
+        if update:
+            raise UsageError(f"--update rewrites the database at -o, and {target.given} is not a file",
+                             "give -o the database file to update")
+        data, _, report = build(paths, None, include_traces=include_traces, jobs=jobs,
+                                archive=Path(archive) if archive is not None else None,
+                                on_total=on_total, on_progress=on_progress)
+        write_output(target, data)
+        return report
+    output = target.path  # a symlink's target is replaced; the link stays
     with locked(output, timeout_s=lock_timeout_s):
+        stale = remove_stale_temporaries(output)
         with paused_gc():
             parts, source, index, report = _build(paths, output, update=update, include_traces=include_traces,
                                                   overwrite=overwrite, jobs=jobs,
                                                   archive=Path(archive) if archive is not None else None,
                                                   on_total=on_total, on_progress=on_progress,
                                                   stale_after_s=stale_after_s)
+        report.stale_removed = stale
         try:
             report.unchanged = source is not None and source.holds(parts)
             st = os.stat(output) if report.unchanged else write_bytes_atomic(output, parts, source=source)

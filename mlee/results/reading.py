@@ -28,29 +28,43 @@ PARALLEL_MIN_CHECKS = 2000
 
 
 def file_fingerprint(path: Path) -> str:
-    """Size and mtime of a single-file input (a 2022 log), for ``--update``."""
+    """Size, mtime, ctime and inode of a single-file input (a 2022 log), for ``--update``."""
     try:
         st = os.stat(path)
-        return f"{st.st_size}:{st.st_mtime_ns}"
+        return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
     except OSError:
         return "missing"
 
 
 def read_input(inp: Input, include_traces: bool = False, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> tuple:
-    """Read one input. Returns ``("record", id, line, facts, parsed, fp)``, ``("rank", record, parsed, fp)``
-    or ``("skip", reason, parsed, fp)``, where ``parsed`` counts the traces that had to be parsed (no
-    matching ``power/stats.json`` entry); never raises for bad input (the reason is returned).
+    """Read one input. Returns ``("record", id, line, facts, parsed, invalid, fp)``, ``("rank", record, parsed,
+    invalid, fp)`` or ``("skip", reason, parsed, 0, fp)``, where ``parsed`` counts the traces that had to be
+    parsed (no matching ``power/stats.json`` entry) and ``invalid`` the trace rows left out as malformed or not
+    finite; never raises for bad input (the reason is returned).
 
     A folder's fingerprint is made from the stats of its files as they were opened for reading (what was
     read is what is fingerprinted, and no file is stat-ed twice). A folder still ``running`` whose process is
     gone (see :mod:`mlee.results.liveness`; ``stale_after_s`` for other hosts) is read as ``interrupted``."""
     if inp.kind != "folder":
-        return (*_outcome(inp, include_traces, None, None, None), 0, file_fingerprint(inp.path))
+        return (*_outcome(inp, include_traces, None, None, None), 0, 0, file_fingerprint(inp.path))
     seen: dict[str, os.stat_result] = {}
     parsed: list[str] = []
     power, names = power_listing(inp.location)
     outcome = _outcome(inp, include_traces, names, seen, parsed, stale_after_s)
-    return (*outcome, len(parsed), compose_fingerprint(inp.location, seen, power, names))
+    rec = outcome[1] if outcome[0] == "rank" else None
+    invalid = invalid_rows(rec) if rec is not None else outcome[-1] if outcome[0] == "record" else 0
+    outcome = outcome[:-1] if outcome[0] == "record" else outcome
+    return (*outcome, len(parsed), invalid, compose_fingerprint(inp.location, seen, power, names))
+
+
+def invalid_rows(record: dict) -> int:
+    """Trace rows of a record left out as malformed or not finite (every channel of a trace file carries its
+    file's count as ``invalid_rows``)."""
+    files: dict[str, int] = {}
+    for key, stats in (record.get("traces") or {}).items():
+        if isinstance(stats, dict) and isinstance(stats.get("invalid_rows"), int):
+            files[key.rsplit(".", 1)[0]] = stats["invalid_rows"]
+    return sum(files.values())
 
 
 def _outcome(inp: Input, include_traces: bool, names: list[str] | None,
@@ -68,7 +82,7 @@ def _outcome(inp: Input, include_traces: bool, names: list[str] | None,
             line = dumps_line(rec)
         except ValueError:
             return ("skip", "holds figures too large to be finite")
-        return ("record", rec["id"], line, facts(rec))
+        return ("record", rec["id"], line, facts(rec), invalid_rows(rec))
     except ResultFormatError as exc:
         return ("skip", str(exc))
     except RecursionError:

@@ -23,7 +23,7 @@ COPY_BLOCK_BYTES = 8 << 20
 _IOV_MAX = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: an update holds one per record of the database
 class Span:
     """``length`` bytes at ``offset`` of the source database.
 
@@ -35,6 +35,12 @@ class Span:
 
 
 Part = bytes | memoryview | Span
+
+
+def database_stamp(st: os.stat_result) -> dict:
+    """What ties an index to one version of its database: size, mtime, ctime and inode (an edit in place that
+    keeps size and mtime still changes the ctime)."""
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
 
 
 class Source:
@@ -59,7 +65,7 @@ class Source:
 
     def _matches(self) -> bool:
         st = os.fstat(self.fd)
-        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino} == self._stamp
+        return database_stamp(st) == self._stamp
 
     def check(self) -> None:
         """Raise OutputError when the file changed since it was opened (another program wrote to it)."""

@@ -91,30 +91,23 @@ def _header(line: bytes, name: str) -> list[str]:
     return cols
 
 
-def _bad_row(block: bytes, first_row: int, name: str) -> ResultFormatError:
-    for i, line in enumerate(block.split(b"\n")):
-        bad = line.translate(None, _ALLOWED)
-        if bad:
-            shown = line.decode("utf-8", "backslashreplace")[:50]
-            return ResultFormatError(f"{name}: row {first_row + i} holds a value that is not a finite number: "
-                                     f"{shown!r}")
-    return ResultFormatError(f"{name}: unexpected bytes near row {first_row}")
-
-
 def _loadtxt(text: bytes) -> Any:
     import numpy as np
 
     return np.loadtxt(io.BytesIO(text), delimiter=",", dtype=float, ndmin=2, comments=None)
 
 
-def _parse_block(block: bytes, ncols: int, first_row: int, name: str) -> tuple[Any, bool]:
+def _parse_block(block: bytes, ncols: int, valid_at: int | None) -> tuple[Any, bool, int]:
     """Parse whole rows into an (n, ncols) float array; empty cells become NaN (nothing else may).
 
     The common block (every cell a plain number) is parsed in one call and checked for non-finite values
-    afterwards; anything else takes the careful path, which names the offending row.
+    afterwards; a block with empty cells takes a second call; anything else (a letter, ``nan``, ``inf``, a
+    literal too large to be finite, a row with too few or too many cells, no ``t_s``, a ``valid`` flag other
+    than 0 or 1) is parsed row by row, and each such row is left out and counted as invalid.
 
     Returns:
-        The array, and whether any cell was empty (so callers can skip NaN handling when none was).
+        The array of good rows, whether any cell was empty (so callers can skip NaN handling when none was),
+        and the number of invalid rows.
     """
     import numpy as np
 
@@ -123,26 +116,70 @@ def _parse_block(block: bytes, ncols: int, first_row: int, name: str) -> tuple[A
     except ValueError:
         arr = None
     if arr is not None and arr.shape[1:] == (ncols,) and np.isfinite(arr).all():
-        return arr, False
-    if block.translate(None, _ALLOWED):
+        return _check_flags(arr, False, 0, valid_at)
+    if not block.translate(None, _ALLOWED):
         # Letters would let "nan"/"inf" through np.loadtxt; only empty cells may be missing values.
-        raise _bad_row(block, first_row, name)
-    text = block.replace(b"\r", b"").replace(b" ", b"")
-    text = b"\n" + text
-    text = text.replace(b"\n,", b"\nnan,").replace(b",,", b",nan,").replace(b",,", b",nan,")
-    text = text.replace(b",\n", b",nan\n")
-    if text.endswith(b","):
-        text += b"nan"
-    try:
-        arr = _loadtxt(text)
-    except ValueError as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else "malformed row"
-        raise ResultFormatError(f"{name}: {msg} (rows from {first_row}; expected {ncols} columns)") from None
-    if arr.size and arr.shape[1] != ncols:
-        raise ResultFormatError(f"{name}: rows have {arr.shape[1]} columns, the header names {ncols}")
-    if np.isinf(arr).any():  # an overflowing literal such as 1e999
-        raise ResultFormatError(f"{name}: a value near row {first_row} is too large to be finite")
-    return arr, True
+        text = block.replace(b"\r", b"").replace(b" ", b"")
+        text = b"\n" + text
+        text = text.replace(b"\n,", b"\nnan,").replace(b",,", b",nan,").replace(b",,", b",nan,")
+        text = text.replace(b",\n", b",nan\n")
+        if text.endswith(b","):
+            text += b"nan"
+        try:
+            arr = _loadtxt(text)
+        except ValueError:
+            arr = None
+        if arr is not None and arr.shape[1] == ncols and np.isfinite(arr[:, 0]).all() and not np.isinf(arr).any():
+            return _check_flags(arr, True, 0, valid_at)
+    return _parse_rows(block, ncols, valid_at)
+
+
+def _parse_rows(block: bytes, ncols: int, valid_at: int | None) -> tuple[Any, bool, int]:
+    """:func:`_parse_block`, one row at a time: the rows that are not all finite numbers are counted, not kept."""
+    import numpy as np
+
+    rows: list[list[float]] = []
+    bad = 0
+    empty = False
+    nan = math.nan
+    for line in block.split(b"\n"):
+        line = line.replace(b"\r", b"").replace(b" ", b"")
+        if not line:
+            continue
+        cells = line.split(b",")
+        values: list[float] = []
+        if len(cells) == ncols and not line.translate(None, _ALLOWED):
+            for cell in cells:
+                if not cell:
+                    values.append(nan)
+                    continue
+                try:
+                    value = float(cell)
+                except ValueError:
+                    break
+                if not math.isfinite(value):
+                    break
+                values.append(value)
+        if len(values) != ncols or values[0] != values[0]:  # malformed, non-finite, or no t_s
+            bad += 1
+            continue
+        empty = empty or any(v != v for v in values)
+        rows.append(values)
+    arr = np.array(rows, dtype=float).reshape(len(rows), ncols)
+    return _check_flags(arr, empty, bad, valid_at)
+
+
+def _check_flags(arr: Any, empty: bool, bad: int, valid_at: int | None) -> tuple[Any, bool, int]:
+    """Rows whose ``valid`` flag is neither 0 nor 1 are invalid rows too: left out and counted."""
+    import numpy as np
+
+    if valid_at is None or not arr.size:
+        return arr, empty, bad
+    flags = arr[:, valid_at]
+    ok = (flags == 1) | (flags == 0)
+    if ok.all():
+        return arr, empty, bad
+    return arr[ok], empty, bad + int((~ok).sum())
 
 
 def trace_stats(path: str | Path, label: str, include_samples: bool = False,
@@ -161,13 +198,12 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
             parsed), e.g. to checksum exactly those bytes.
 
     Returns:
-        ``({"<label>.<column>": {"min","max","mean","std","n"}}, samples or None)``.
+        ``({"<label>.<column>": {"min","max","mean","std","n"}}, samples or None)``; a malformed or non-finite
+        row is left out and counted (``invalid_rows`` on each channel; 0 in the ``valid`` channel).
 
     Raises:
-        ResultFormatError: unreadable, oversized, no header, or a row that is not all finite numbers.
+        ResultFormatError: unreadable, oversized, or no header.
     """
-    import numpy as np
-
     name = f"power/{os.path.basename(path)}"
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -198,7 +234,7 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
         valid_at = cols.index("valid") if "valid" in cols else None
         accs = {c: _Acc(samples=[] if include_samples else None) for c in cols}
         pending = b"" if nl < 0 else first[nl + 1:]
-        row = 2
+        invalid = 0
         total = len(first)
         while True:
             try:
@@ -222,12 +258,13 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
             else:
                 block, pending = data, b""
             if block.strip():
-                arr, empty = _parse_block(block, ncols, row, name)
-                row += arr.shape[0]
-                _accumulate(arr, empty, cols, valid_at, accs, name)
+                arr, empty, bad = _parse_block(block, ncols, valid_at)
+                invalid += bad
+                _accumulate(arr, empty, cols, valid_at, accs, name, bad)
             if not more:
                 break
-    stats = {f"{label}.{c}": accs[c].stats() for c in cols if c != "t_s"}
+    stats = {f"{label}.{c}": dict(accs[c].stats(), **({"invalid_rows": invalid} if invalid else {})) for c in cols
+             if c != "t_s"}
     samples = None
     if include_samples:
         samples = {f"{label}.{c}": accs[c].samples for c in cols}
@@ -258,9 +295,12 @@ def _read_block(fh: Any, size: int, left: int) -> tuple[bytes, bool]:
 
 
 def _accumulate(arr: Any, empty: bool, cols: list[str], valid_at: int | None, accs: dict[str, _Acc],
-                name: str) -> None:
+                name: str, bad: int = 0) -> None:
+    """Fold a block's good rows into the channels; ``bad`` rows left out count as 0 in the ``valid`` channel."""
     import numpy as np
 
+    if bad and valid_at is not None:
+        accs[cols[valid_at]].add(np.zeros(bad))
     keep = None
     if valid_at is not None:
         flags = arr[:, valid_at]

@@ -131,7 +131,8 @@ def build_model(entry: KerasEntry, weights: WeightsChoice, num_classes: int, inp
         return tf.keras.Model(body.input, head, name=body.name)
     if weights.kind == "path" and weights.path is not None and weights.path.suffix == ".keras":
         try:
-            return tf.keras.models.load_model(weights.path, compile=False)
+            # safe_mode: a lambda layer in the file is refused, never deserialised into code that runs.
+            return tf.keras.models.load_model(weights.path, compile=False, safe_mode=True)
         except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
             raise MleeError(f"cannot load keras model {weights.path}: {exc.__class__.__name__}: {exc}",
                             fix="pass a .keras file saved by model.save(), or a .weights.h5 file") from exc

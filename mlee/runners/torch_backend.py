@@ -5,8 +5,11 @@ torch and torchvision are imported inside the functions; importing this module i
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +108,86 @@ def _ensure_pretrained(entry: TorchEntry) -> Path:
     return cached
 
 
-def _load_checkpoint(path: Path) -> dict:
+#: The fix for any checkpoint mlee cannot use. Never the advice to load with ``weights_only=False``: that runs
+#: whatever code the file holds.
+CHECKPOINT_FIX = "pass a state_dict saved with torch.save(model.state_dict(), PATH)"
+
+
+_KINDS = {"empty": "empty", "zip": "a zip archive but not a PyTorch checkpoint",
+          "numpy": "a NumPy array file, not a PyTorch checkpoint",
+          "hdf5": "an HDF5 file (Keras weights?), not a PyTorch checkpoint", "other": "not a PyTorch checkpoint"}
+
+
+def _file_kind(path: Path) -> str:
+    """``torch`` (a torch.save zip), ``pickle``, or a key of :data:`_KINDS`, from the file's first bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return "other"
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return "torch" if any(n.endswith("/data.pkl") for n in archive.namelist()) else "zip"
+        except (zipfile.BadZipFile, OSError):
+            return "zip"
+    if head[:1] == b"\x80":
+        return "pickle"
+    if head.startswith(b"\x93NUMPY"):
+        return "numpy"
+    if head.startswith(b"\x89HDF"):
+        return "hdf5"
+    return "empty" if not head else "other"
+
+
+@contextlib.contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Make every ``torch.load`` in the block use ``weights_only=True``, also where a library passes False.
+
+    torchvision loads its pretrained weights through ``torch.hub.load_state_dict_from_url``, which passes
+    ``weights_only=False``; torch's ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` overrides that. The environment is
+    restored afterwards (a user's ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is set aside for the block).
+    """
+    saved = {k: os.environ.get(k) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A state_dict from a checkpoint file, loaded with ``weights_only=True`` (always: no code in the file runs).
+
+    Raises:
+        MleeError: a file with objects other than tensors (named, with the blocked name when torch gives it),
+            a file that is no checkpoint at all, or one without a state_dict.
+    """
+    import pickle
+    import warnings
+
     torch, _ = import_torch()
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a usable checkpoint"
-        raise MleeError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
-                        fix="pass a state_dict saved with torch.save(model.state_dict(), PATH)") from exc
+        with warnings.catch_warnings():  # torch warns about pickle protocols on the way to refusing a file
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch fails in many ways on a file that is not a checkpoint
+        kind = _file_kind(path)
+        if isinstance(exc, pickle.UnpicklingError) and kind in ("torch", "pickle"):
+            blocked = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            what = f" (it asks for {blocked.group(1)})" if blocked else ""
+            raise MleeError(f"checkpoint {path} holds more than tensors{what}: mlee loads checkpoints with "
+                            "weights_only=True and never runs code from a file", CHECKPOINT_FIX) from None
+        shown = _KINDS.get(kind, "a damaged PyTorch checkpoint")
+        raise MleeError(f"cannot read checkpoint {path}: the file is {shown} ({exc.__class__.__name__})",
+                        CHECKPOINT_FIX) from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -135,17 +211,19 @@ def build_model(entry: TorchEntry, weights: WeightsChoice, num_classes: int, inp
     if weights.kind == "pretrained":
         cached = _ensure_pretrained(entry)
         try:
-            with download_timeout():
+            with download_timeout(), weights_only_loads():
                 return _build(entry, "DEFAULT", num_classes, input_size)
         except OSError as exc:
             raise MleeError(f"downloading pretrained weights of {model_name} failed: {exc}",
                             fix="retry with a network, or use --weights none or --weights PATH") from exc
         except Exception as exc:  # noqa: BLE001 - a truncated or corrupt cached file fails in many ways
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "weights_only" in first:  # torch's text would advise turning the check off
+                first = "it holds more than tensors and is not loaded (weights_only=True)"
             raise MleeError(f"pretrained weights of {model_name} in {cached} cannot be loaded: {first}",
                             fix="delete that file to download it again, or use --weights none") from exc
     assert weights.path is not None
-    state = _load_checkpoint(weights.path)
+    state = load_checkpoint(weights.path)
     model = _build(entry, None, num_classes, input_size)
     head_name, head = _last_linear(model)
     ckpt_head = state.get(f"{head_name}.weight")
