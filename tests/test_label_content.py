@@ -112,7 +112,7 @@ def test_spec_identity_and_version_are_on_the_label() -> None:
     rated = rated_one("ResNet50")
     c = label_content(rated)
     assert c.spec_sha256 == load_spec("mlee-2022").sha256 and c.spec_short == c.spec_sha256[:12]
-    assert c.spec_name == "mlee-2022" and c.spec_version == "1"
+    assert c.spec_name == "mlee-2022" and c.spec_version == "2"
     assert c.mlee_version == __version__
     assert c.reference == "ResNet101"
 
@@ -123,7 +123,7 @@ def test_default_qr_text_summarises_the_record() -> None:
     assert lines[0] == "mlee energy label"
     assert "model: ResNet50" in lines and f"env: {CPU_ENV}" in lines
     assert f"rating: {c.compound} vs ResNet101" in lines
-    assert f"spec: mlee-2022 v1 {c.spec_sha256[:12]}" in lines
+    assert f"spec: mlee-2022 v2 {c.spec_sha256[:12]}" in lines
     assert "measured: 2026-11-22" in lines and f"mlee {__version__}" in lines
     assert len(c.qr_payload.encode()) < 600
 
@@ -179,6 +179,8 @@ def test_training_labels_show_energy_per_epoch_and_in_total() -> None:
                 "per_epoch": {"energy_j": 3.6e6, "time_s": 1800.0}, "total": {"energy_j": 7.2e6, "time_s": 3600.0}}
     records = [db_record(m, ident=f"train-{m.lower()}", task="training", training=training, kind="train")
                for m in ("ResNet101", "ResNet50")]
+    for record in records:  # mlee-2022 rates the GPU's training energy, as the paper did
+        record["energy_j"] = {"gpu": 7.2e6, "cpu": None, "dram": None, "total": 7.2e6}
     records += [db_record(m, ident=f"infer-{m.lower()}") for m in ("ResNet101", "ResNet50")]
     (rated,) = rate(database(*records), task="training", model="ResNet50")
     energy, time = label_content(rated).blocks[:2]

@@ -18,6 +18,8 @@ COLOURS = {"A": "#639B30", "B": "#B8AC2B", "C": "#F8B830", "D": "#EF7D29", "E": 
 #: Compound modes: how the per-metric ratings of one model combine into one letter.
 COMPOUND_MODES = (
     "paper-median",
+    "paper-median-pessimistic",
+    "majority",
     "median-optimistic",
     "median-pessimistic",
     "mean-optimistic",
@@ -92,6 +94,11 @@ def compound(ratings: Sequence[str | int], weights: Sequence[float], mode: str) 
       keep the metric order given), weights normalised to sum 1; take the first metric whose cumulative weight
       exceeds 0.5. If it is the first in the order, its rating; otherwise the rating of the metric just before it,
       or, where the cumulative weight just before it is exactly 0.5, the floor of the mean of the two ratings.
+    - ``paper-median-pessimistic``: the 2022 code's pessimistic median: as ``paper-median`` but the exact-half
+      tie takes the ceiling of the mean. Not the weighted median below: away from a tie it still takes the
+      rating just before the metric that crosses half the weight.
+    - ``majority``: the 2022 code's majority: the rating most metrics have, counted without their weights
+      (a metric of weight 0 still does not count); a tie goes to the better rating.
     - ``median-optimistic`` / ``median-pessimistic``: the weighted median, which depends only on the multiset of
       (rating, weight) pairs, not on the metric order: the best rating whose cumulative weight exceeds 0.5; where
       the cumulative weight reaches exactly 0.5 at a rating, the mean of that rating and the next worse one,
@@ -128,6 +135,11 @@ def _compound_number(pairs: list[tuple[int, float]], mode: str) -> int:
         return min(r for r, _ in pairs)
     if mode == "worst":
         return max(r for r, _ in pairs)
+    if mode == "majority":
+        counts = [0] * len(LETTERS)
+        for rating, _ in pairs:
+            counts[rating] += 1
+        return counts.index(max(counts))  # index() finds the first: ties go to the better rating
     total = math.fsum(w for _, w in pairs)
     if mode.startswith("mean-"):
         mean = math.fsum(r * w for r, w in pairs) / total
@@ -136,8 +148,8 @@ def _compound_number(pairs: list[tuple[int, float]], mode: str) -> int:
         if abs(mean - nearest) <= TIE_TOLERANCE:
             return int(nearest)
         return math.floor(mean) if mode == "mean-optimistic" else math.ceil(mean)
-    if mode == "paper-median":
-        return _paper_median(pairs, total)
+    if mode.startswith("paper-median"):
+        return _paper_median(pairs, total, optimistic=(mode == "paper-median"))
     return _weighted_median(pairs, total, optimistic=(mode == "median-optimistic"))
 
 
@@ -145,7 +157,7 @@ def _is_half(cumulative: float, total: float) -> bool:
     return abs(cumulative - total / 2) <= TIE_TOLERANCE * total
 
 
-def _paper_median(pairs: list[tuple[int, float]], total: float) -> int:
+def _paper_median(pairs: list[tuple[int, float]], total: float, optimistic: bool) -> int:
     ordered = sorted(pairs, key=lambda p: p[0])  # sorted() is stable: ties keep the metric order
     cumulative = 0.0
     previous_cumulative = 0.0
@@ -157,7 +169,8 @@ def _paper_median(pairs: list[tuple[int, float]], total: float) -> int:
                 return rating
             before = ordered[position - 1][0]
             if _is_half(previous_cumulative, total):
-                return math.floor((before + rating) / 2)
+                mean = (before + rating) / 2
+                return math.floor(mean) if optimistic else math.ceil(mean)
             return before
     return ordered[-1][0]  # pragma: no cover - the weights sum to total, so the loop always returns
 

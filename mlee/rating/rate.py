@@ -133,6 +133,7 @@ class _Plan:
                  summaries: dict[tuple[str, ...], dict[str, Any]]) -> None:
         self.table = table
         self.index_base = spec.index_base
+        self.zero = spec.zero_division_index
         self.mode = spec.compound
         self.ident = spec.ident()
         self.reference = table.task.reference if spec.index_base == "reference" else None
@@ -172,7 +173,7 @@ class _Plan:
         columns = []
         for metric_key, higher, (b1, b2, b3, b4), template in self.metrics:
             values = table.values[metric_key][start:stop]
-            indices = index_column(values, bases[metric_key], higher)
+            indices = index_column(values, bases[metric_key], higher, self.zero)
             # rate_index, unrolled: A if index > b1, ..., E otherwise and for a missing index.
             numbers = [4 if i is None else 0 if i > b1 else 1 if i > b2 else 2 if i > b3 else 3 if i > b4 else 4
                        for i in indices]
