@@ -68,12 +68,18 @@ def test_blocks_show_each_figure_with_its_rating() -> None:
     assert c.hardware == "AMD EPYC 7B13" and c.backend == "PyTorch 2.14.1"
 
 
-def test_missing_figures_show_na_and_rate_e() -> None:
+def test_a_metric_not_measured_shows_no_letter_and_the_label_says_it_counted_as_e() -> None:
     records = [db_record(m, ident=f"infer-{m.lower()}") for m in ("ResNet101", "ResNet50")]
     records[1]["metrics"]["top5"] = None
     (rated,) = rate(database(*records), model="ResNet50")
-    top5 = next(ln for ln in label_content(rated).blocks[2].lines if ln.key == "top5")
-    assert top5.text == NA and top5.rating == "E"
+    assert rated["metrics"]["top5"]["rating"] == "E"  # what the compound counted
+    content = label_content(rated)
+    top5 = next(ln for ln in content.blocks[2].lines if ln.key == "top5")
+    assert (top5.text, top5.rating, top5.measured) == ("not measured", None, False)
+    assert content.blocks[2].rating == rated["metrics"]["top1"]["rating"]  # the measured top-1 still leads
+    assert content.unmeasured_note.startswith("Not measured (grey): counted as E in the compound rating")
+    complete = [db_record(m, ident=f"infer-{m.lower()}") for m in ("ResNet101", "ResNet50")]
+    assert label_content(rate(database(*complete), model="ResNet50")[0]).unmeasured_note == ""
 
 
 def test_measured_energy_names_its_method_and_sources() -> None:

@@ -87,11 +87,12 @@ def test_estimated_energy_is_said_on_the_label(tmp_path: Path) -> None:
     assert "ESTIMATE: codecarbon" in text
 
 
-def test_missing_values_read_na(tmp_path: Path) -> None:
+def test_missing_values_read_not_measured_with_the_compounds_treatment(tmp_path: Path) -> None:
     records = [db_record(m, ident=f"infer-{m.lower()}") for m in ("ResNet101", "ResNet50")]
     records[1]["metrics"]["top5"] = None
     (rated,) = rate(database(*records), model="ResNet50")
-    assert "n/a" in pdftotext(render(label_content(rated), "pdf").data, tmp_path)
+    text = " ".join(pdftotext(render(label_content(rated), "pdf").data, tmp_path).split())
+    assert "not measured" in text and "counted as E in the compound rating" in text
 
 
 @pytest.mark.parametrize("model", ["MobileNetV2", "ResNet101"])

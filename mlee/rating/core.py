@@ -76,6 +76,26 @@ def rate_index(index: float | None, boundaries: Sequence[float]) -> str:
     return LETTERS[len(boundaries)] if len(boundaries) < len(LETTERS) else LETTERS[-1]
 
 
+def value_boundaries(base: float | None, boundaries: Sequence[float],
+                     higher_is_better: bool) -> list[float | None] | None:
+    """The index boundaries as figures in the metric's own unit, for a group whose base (reference) value is ``base``.
+
+    An index is ``value / base`` (higher is better) or ``base / value`` (lower is better), so index boundary ``b``
+    is the figure ``b * base`` or ``base / b``: "A if the energy per sample is below 0.49 Ws here", as the 2022
+    paper's ELEx showed. A boundary of 0 for a lower-is-better metric has no figure (None: no upper limit).
+
+    Returns:
+        One figure per boundary (A/B, B/C, C/D, D/E), or None when the group has no base value.
+
+    Units: those of ``base``.
+    """
+    if base is None or not math.isfinite(base) or base < 0:
+        return None
+    if higher_is_better:
+        return [b * base for b in boundaries]
+    return [base / b if b > 0 else None for b in boundaries]
+
+
 def letter_number(rating: str | int) -> int:
     """The number of a rating (A = 0 ... E = 4); accepts a letter or a number already."""
     if isinstance(rating, int) and not isinstance(rating, bool) and 0 <= rating < len(LETTERS):
