@@ -51,6 +51,13 @@
     return finite(index) ? index : null;
   }
 
+  /* The index boundaries as figures in the metric's unit for a group whose base value is `base`
+   * (mlee.rating.core.value_boundaries): b * base, or base / b for lower-is-better (null for b = 0). */
+  function valueBoundaries(base, boundaries, higherIsBetter) {
+    if (!finite(base) || base < 0) return null;
+    return boundaries.map((b) => (higherIsBetter ? b * base : (b > 0 ? base / b : null)));
+  }
+
   /* Rating number 0 (A) .. 4 (E): A if index > b1, B if b1 >= index > b2, ..., E otherwise or when missing. */
   function rateIndex(index, boundaries) {
     if (index === null || index === undefined) return 4;
@@ -223,5 +230,6 @@
     return out;
   }
 
-  global.MleeRating = { LETTERS, MODES, fsum, indexOf, rateIndex, compound, rateRecords, groupKey, adjustedSpecFile };
+  global.MleeRating = { LETTERS, MODES, fsum, indexOf, valueBoundaries, rateIndex, compound, rateRecords, groupKey,
+    adjustedSpecFile };
 })(window);
