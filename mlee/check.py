@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mlee.console import escape, name_list
 from mlee.errors import UsageError
@@ -71,6 +71,7 @@ class Outcome:
     limit: float | str | None
     unit: str
     detail: str = ""
+    task: str = ""
 
 
 @dataclass
@@ -88,8 +89,16 @@ class CheckReport:
     def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if not o.passed]
 
+    def coverage(self) -> dict[str, list[str]]:
+        """Per condition, the tasks (inference, training) whose groups it was checked on, sorted."""
+        tasks: dict[str, set[str]] = {}
+        for o in self.outcomes:
+            tasks.setdefault(o.condition, set()).add(o.task)
+        return {condition: sorted(found) for condition, found in tasks.items()}
+
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "outcomes": [o.__dict__ for o in self.outcomes], "rows": self.rows}
+        return {"passed": self.passed, "outcomes": [o.__dict__ for o in self.outcomes], "rows": self.rows,
+                "coverage": self.coverage()}
 
 
 def _key(s: dict) -> tuple:
@@ -98,9 +107,15 @@ def _key(s: dict) -> tuple:
     return (s.get("task"), s.get("model"), bname, s.get("environment"), s.get("dataset"))
 
 
-def _groups(db: dict, model: str | None, env: str | None) -> list[dict]:
+def _groups(db: dict, model: str | None, env: str | None, task: str | None = None) -> list[dict]:
     """The database's summaries (mean over repeats), filtered; a clear error when nothing matches."""
     summaries = [s for s in db.get("summaries", []) if s.get("model")]
+    if task is not None:
+        tasks = sorted({str(s.get("task")) for s in summaries})
+        if task not in tasks:
+            raise UsageError(f"the database has no {task} run; tasks: {', '.join(tasks) or 'none'}",
+                             "pick --task from this list, or drop --task to check every task")
+        summaries = [s for s in summaries if s.get("task") == task]
     chosen = [s for s in summaries if (model is None or s.get("model") == model)
               and (env is None or s.get("environment") == env)]
     if not chosen:
@@ -123,11 +138,14 @@ def _mean_std(summary: dict) -> tuple[float | None, float, int]:
 
 def run_checks(db: dict, *, model: str | None = None, env: str | None = None, rated: list[dict] | None = None,
                min_rating: str | None = None, max_energy_j: float | None = None,
-               baseline: dict | None = None, max_regression: float | None = None) -> CheckReport:
+               baseline: dict | None = None, max_regression: float | None = None,
+               task: str | None = None) -> CheckReport:
     """Check every selected model group of ``db`` against the given conditions.
 
     Args:
         db: merged database.
+        task: check only this task's groups (``inference``, ``training``); None checks every task, and
+            :meth:`CheckReport.coverage` says which tasks each condition covered.
         rated: rated records of ``db`` (``mlee.rating.rate_database``); needed for ``min_rating``.
         min_rating: worst acceptable compound rating (A best).
         max_energy_j: ceiling on the mean per-sample energy. Units: joules.
@@ -148,8 +166,9 @@ def run_checks(db: dict, *, model: str | None = None, env: str | None = None, ra
     for r in rated or []:
         by_model_env.setdefault((r.get("model"), r.get("environment"), r.get("task"), r.get("dataset")), r)
     old = {_key(s): s for s in (baseline or {}).get("summaries", [])}
-    for s in _groups(db, model, env):
-        name, environment = str(s.get("model")), str(s.get("environment"))
+    for s in _groups(db, model, env, task):
+        name, environment, kind = str(s.get("model")), str(s.get("environment")), str(s.get("task") or "")
+        outcome_at = len(report.outcomes)
         mean, std, n = _mean_std(s)
         est = bool(s.get("estimated"))
         row = {"model": name, "environment": environment, "task": s.get("task"), "dataset": s.get("dataset"),
@@ -187,6 +206,7 @@ def run_checks(db: dict, *, model: str | None = None, env: str | None = None, ra
                               None: "single runs: spread unknown"}[significant]
                     report.outcomes.append(Outcome("regression", name, environment, change <= max_regression,
                                                    change, max_regression, "fraction", detail))
+        report.outcomes[outcome_at:] = [replace(o, task=kind) for o in report.outcomes[outcome_at:]]
         report.rows.append(row)
     return report
 

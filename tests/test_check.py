@@ -94,12 +94,34 @@ def test_cli_exit_codes_and_markdown(tmp_path):
     md = tmp_path / "summary.md"
     bad = runner.invoke(app, ["check", str(db), "--max-energy-per-sample", "500mJ", "--markdown", str(md)], env=ENV)
     assert bad.exit_code == 1
-    assert "B (CPU - PyTorch 2.14.1): energy per sample 0.6 J exceeds 0.5 J" in bad.output
+    assert "B (CPU - PyTorch 2.14.1, inference): energy per sample 0.6 J exceeds 0.5 J" in bad.output
     assert "| B |" in md.read_text()
     usage = runner.invoke(app, ["check", str(db), "--max-energy-per-sample", "lots"], env=ENV)
     assert usage.exit_code == 2 and "cannot read the energy" in usage.output
     nobase = runner.invoke(app, ["check", str(db), "--max-regression", "5%"], env=ENV)
     assert nobase.exit_code == 2 and "--baseline" in nobase.output
+
+
+def test_task_picks_one_task_and_without_it_the_summary_says_which_tasks_were_covered(tmp_path):
+    trained = dict(_summary("A", None), task="training", ids=["train-A"])
+    db = tmp_path / "db.json"
+    db.write_text(json.dumps(_db(_summary("A", 0.4), trained)))
+    runner = CliRunner()
+    both = runner.invoke(app, ["check", str(db), "--max-energy-per-sample", "0.5J"], env=ENV)
+    # A training run has no energy per sample: checked on every task, the ceiling cannot hold for it.
+    assert both.exit_code == 1
+    flat = " ".join(both.stderr.split())
+    assert "A (CPU - PyTorch 2.14.1, training): energy per sample n/a exceeds 0.5 J" in flat
+    assert "max-energy-per-sample covered task(s): inference, training (--task picks one)" in flat
+    one = runner.invoke(app, ["check", str(db), "--max-energy-per-sample", "0.5J", "--task", "inference", "--json"],
+                        env=ENV)
+    assert one.exit_code == 0, one.output
+    payload = json.loads(one.stdout)
+    assert payload["coverage"] == {"max-energy-per-sample": ["inference"]}
+    assert [o["task"] for o in payload["outcomes"]] == ["inference"] and "covered task" not in one.stderr
+    unknown = runner.invoke(app, ["check", str(db), "--max-energy-per-sample", "0.5J", "--task", "profiling"], env=ENV)
+    assert unknown.exit_code == 2
+    assert "the database has no profiling run; tasks: inference, training" in " ".join(unknown.output.split())
 
 
 def test_cli_json(tmp_path):

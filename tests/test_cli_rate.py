@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,32 @@ def test_rate_json_is_the_rated_records(dbfile):
     assert mobile["metrics"]["energy_per_sample"]["index"] == 4.0
     assert mobile["record"]["id"] == "infer-MobileNetV2-AMD"
     assert result.stderr == ""  # machine output only on stdout, nothing else
+
+
+def test_rate_json_gives_the_boundaries_in_the_metrics_own_unit_for_the_group(dbfile):
+    rated = {(r["environment"], r["model"]): r for r in json.loads(run("rate", str(dbfile), "--json").stdout)}
+    energy = rated[(CPU, "VGG16")]["metrics"]["energy_per_sample"]
+    # Reference ResNet50 uses 1.0 J here: A below 1.0 / 2 J, B below 1.0 / 1.25 J, ...
+    assert energy["boundaries"] == [2.0, 1.25, 0.8, 0.5]
+    assert energy["value_boundaries"] == [0.5, 0.8, 1.25, 2.0]
+    assert rated[(GPU, "VGG16")]["metrics"]["energy_per_sample"]["value_boundaries"] == [0.05, 0.08, 0.125, 0.2]
+    top1 = rated[(CPU, "VGG16")]["metrics"]["top1"]  # higher is better: A above 1.05 x the reference's 70 %
+    assert top1["value_boundaries"] == [b * 70.0 for b in top1["boundaries"]]
+
+
+def test_rate_table_shows_a_metric_not_measured_in_grey_without_a_letter(tmp_path):
+    dbfile = write_db(tmp_path / "merged.json", record("ResNet50"), record("VGG16", energy=4.0, top1=None))
+    result = CliRunner().invoke(app, ["rate", str(dbfile)], env={"COLUMNS": "80", "FORCE_COLOR": "1", "NO_COLOR": None},
+                                color=True)
+    assert result.exit_code == 0, result.output
+    plain = CliRunner().invoke(app, ["rate", str(dbfile), "--model", "VGG16"], env={"NO_COLOR": "1", "COLUMNS": "80"})
+    row = next(line for line in plain.stdout.splitlines() if "Top-1" in line)
+    assert row.split() == ["Top-1", "accuracy", "not", "measured", "%"]  # no index, no letter
+    assert "not measured" in run("rate", str(dbfile), "--model", "VGG16").stdout  # the wide table too
+    assert "counted as E in the compound rating" in " ".join(plain.stderr.split())
+    assert re.search("\x1b\\[(37|90|38;5;244|38;2;127;127;127)mnot measured", result.stdout)  # grey with colour on
+    assert "counted as E" not in " ".join(run("rate", str(write_db(tmp_path / "full.json", record("ResNet50"),
+                                                                   record("VGG16")))).stderr.split())
 
 
 def test_rate_csv_has_one_row_per_model_with_metric_columns(dbfile):

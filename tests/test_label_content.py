@@ -68,12 +68,18 @@ def test_blocks_show_each_figure_with_its_rating() -> None:
     assert c.hardware == "AMD EPYC 7B13" and c.backend == "PyTorch 2.14.1"
 
 
-def test_missing_figures_show_na_and_rate_e() -> None:
+def test_a_metric_not_measured_shows_no_letter_and_the_label_says_it_counted_as_e() -> None:
     records = [db_record(m, ident=f"infer-{m.lower()}") for m in ("ResNet101", "ResNet50")]
     records[1]["metrics"]["top5"] = None
     (rated,) = rate(database(*records), model="ResNet50")
-    top5 = next(ln for ln in label_content(rated).blocks[2].lines if ln.key == "top5")
-    assert top5.text == NA and top5.rating == "E"
+    assert rated["metrics"]["top5"]["rating"] == "E"  # what the compound counted
+    content = label_content(rated)
+    top5 = next(ln for ln in content.blocks[2].lines if ln.key == "top5")
+    assert (top5.text, top5.rating, top5.measured) == ("not measured", None, False)
+    assert content.blocks[2].rating == rated["metrics"]["top1"]["rating"]  # the measured top-1 still leads
+    assert content.unmeasured_note.startswith("Not measured (grey): counted as E in the compound rating")
+    complete = [db_record(m, ident=f"infer-{m.lower()}") for m in ("ResNet101", "ResNet50")]
+    assert label_content(rate(database(*complete), model="ResNet50")[0]).unmeasured_note == ""
 
 
 def test_measured_energy_names_its_method_and_sources() -> None:
@@ -112,7 +118,7 @@ def test_spec_identity_and_version_are_on_the_label() -> None:
     rated = rated_one("ResNet50")
     c = label_content(rated)
     assert c.spec_sha256 == load_spec("mlee-2022").sha256 and c.spec_short == c.spec_sha256[:12]
-    assert c.spec_name == "mlee-2022" and c.spec_version == "1"
+    assert c.spec_name == "mlee-2022" and c.spec_version == "2"
     assert c.mlee_version == __version__
     assert c.reference == "ResNet101"
 
@@ -123,7 +129,7 @@ def test_default_qr_text_summarises_the_record() -> None:
     assert lines[0] == "mlee energy label"
     assert "model: ResNet50" in lines and f"env: {CPU_ENV}" in lines
     assert f"rating: {c.compound} vs ResNet101" in lines
-    assert f"spec: mlee-2022 v1 {c.spec_sha256[:12]}" in lines
+    assert f"spec: mlee-2022 v2 {c.spec_sha256[:12]}" in lines
     assert "measured: 2026-11-22" in lines and f"mlee {__version__}" in lines
     assert len(c.qr_payload.encode()) < 600
 
@@ -179,6 +185,8 @@ def test_training_labels_show_energy_per_epoch_and_in_total() -> None:
                 "per_epoch": {"energy_j": 3.6e6, "time_s": 1800.0}, "total": {"energy_j": 7.2e6, "time_s": 3600.0}}
     records = [db_record(m, ident=f"train-{m.lower()}", task="training", training=training, kind="train")
                for m in ("ResNet101", "ResNet50")]
+    for record in records:  # mlee-2022 rates the GPU's training energy, as the paper did
+        record["energy_j"] = {"gpu": 7.2e6, "cpu": None, "dram": None, "total": 7.2e6}
     records += [db_record(m, ident=f"infer-{m.lower()}") for m in ("ResNet101", "ResNet50")]
     (rated,) = rate(database(*records), task="training", model="ResNet50")
     energy, time = label_content(rated).blocks[:2]

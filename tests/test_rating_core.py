@@ -194,9 +194,26 @@ def test_zero_weight_metric_is_not_the_one_before_in_paper_median():
     assert compound(["A", "C", "E"], [0.0, 0.6, 0.4], "paper-median") == "C"
 
 
+def test_paper_pessimistic_median_differs_from_optimistic_only_at_an_exact_half():
+    # Sorted A (0.4), D (0.1) | E (0.5): the cumulative weight is exactly half after D, so the mean of D and E.
+    assert compound(["A", "D", "E"], [0.4, 0.1, 0.5], "paper-median") == "D"
+    assert compound(["A", "D", "E"], [0.4, 0.1, 0.5], "paper-median-pessimistic") == "E"
+    # Away from a tie both take the rating just before the metric that crosses half the weight (B here),
+    # where the weighted median takes the crossing metric's own rating (C): the two pessimistic modes differ.
+    ratings, weights = ["B", "C", "C"], [0.4, 0.5, 0.1]
+    assert compound(ratings, weights, "paper-median-pessimistic") == "B"
+    assert compound(ratings, weights, "median-pessimistic") == "C"
+
+
+def test_majority_counts_metrics_not_weights_and_breaks_ties_towards_the_better_rating():
+    assert compound(["A", "C", "C"], [5.0, 0.1, 0.1], "majority") == "C"
+    assert compound(["D", "B", "D", "B", "E"], [1, 1, 1, 1, 1], "majority") == "B"
+    assert compound(["A", "A", "C"], [0, 0, 1], "majority") == "C"  # weight-0 metrics do not vote
+
+
 def test_every_mode_is_listed_and_accepts_numbers():
-    assert set(COMPOUND_MODES) == {"paper-median", "median-optimistic", "median-pessimistic", "mean-optimistic",
-                                   "mean-pessimistic", "best", "worst"}
+    assert set(COMPOUND_MODES) == {"paper-median", "paper-median-pessimistic", "majority", "median-optimistic",
+                                   "median-pessimistic", "mean-optimistic", "mean-pessimistic", "best", "worst"}
     assert compound([0, 4], [1, 1], "best") == "A"
 
 

@@ -82,8 +82,10 @@ def test_mlee_2022_training_uses_kwh_and_hours_and_nominal_epochs():
     assert by_key["energy_per_epoch"].unit == "kWh" and by_key["energy_total"].unit == "kWh"
     assert by_key["time_per_epoch"].unit == "h" and by_key["time_total"].unit == "h"
     assert by_key["energy_total"].times == "training.nominal_epochs"
-    assert by_key["energy_per_epoch"].scale == pytest.approx(1 / 3.6e6, rel=1e-15)
-    assert by_key["time_per_epoch"].scale == pytest.approx(1 / 3600, rel=1e-15)
+    # The paper's code: GPU (NVML) energy / epochs / 3600000 * nominal epochs, divided in that order.
+    assert (by_key["energy_per_epoch"].value, by_key["energy_per_epoch"].per) == ("energy_j.gpu", "training.epochs")
+    assert by_key["energy_per_epoch"].divisor == 3.6e6 and by_key["energy_per_epoch"].scale == 1.0
+    assert by_key["time_per_epoch"].divisor == 3600
     # The paper rated training with the inference run's accuracy.
     assert by_key["top1"].from_task == "inference"
     weights = {k: m.weight for k, m in by_key.items()}
@@ -117,7 +119,7 @@ def test_hash_is_pinned_for_the_paper_preset():
     assert load_spec("mlee-2022").sha256 == PINNED_2022
 
 
-PINNED_2022 = "e20f35b1250a0ce764b92f317e262aad91547a295185af6b59f33c1535b36b14"
+PINNED_2022 = "7e30b96870a09373951889312fd3fa2bae174c5c43e60b33b3361476f4d59eb1"
 
 
 def test_hash_ignores_key_order_and_int_vs_float(tmp_path):
@@ -237,8 +239,12 @@ E = M + ["energy_per_sample"]
     (E + ["direction"], "up", "energy_per_sample.direction must be \"higher\" or \"lower\""),
     (E + ["weigth"], 1, "energy_per_sample.weigth: unknown field"),
     (E + ["scale"], 0, "energy_per_sample.scale must be positive"),
+    (E + ["divisor"], 0, "energy_per_sample.divisor must be positive"),
+    (E + ["per"], "training..epochs", "energy_per_sample.per must be a dotted record path"),
+    (E + ["fallback"], 3, "energy_per_sample.fallback must be a dotted record path"),
+    (["zero_division_index"], 1, "zero_division_index must be null or 0"),
     (E + ["quantiles"], [0.8, 0.6, 0.4, 0.2], "not both"),
-    (["compound"], "majority", "compound: unknown compound mode 'majority'"),
+    (["compound"], "plurality", "compound: unknown compound mode 'plurality'"),
     (["compound"], DELETE, "compound: unknown compound mode None"),
     (["reference"], DELETE, "tasks.inference.reference is missing"),
     (["version"], 0, "version must be a positive integer"),
@@ -252,6 +258,17 @@ def test_bad_spec_names_the_field(path, value, fragment):
         spec_from_dict(broken(path, value), source="bad.json")
     assert fragment in str(info.value)
     assert str(info.value).startswith("spec bad.json: ")
+
+
+def test_new_value_steps_change_the_hash_and_leave_specs_without_them_as_they_were():
+    base = spec_from_dict(minimal())
+    assert "divisor" not in base.to_dict()["tasks"]["inference"]["metrics"][0]
+    assert "zero_division_index" not in base.to_dict()
+    for path, value in ((E + ["divisor"], 1000), (E + ["per"], "n_samples"), (E + ["fallback"], "energy_j.total"),
+                        (["zero_division_index"], 0)):
+        changed = spec_from_dict(broken(path, value))
+        assert changed.sha256 != base.sha256
+        assert spec_from_dict(changed.to_dict()).sha256 == changed.sha256  # the canonical form reads back
 
 
 def test_all_zero_weights_is_an_error():

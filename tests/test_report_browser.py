@@ -179,6 +179,11 @@ def test_marker_click_shows_detail_and_power_trace(browser, tmp_path) -> None:
     assert marker == 1
     click(browser, "#scatter path.marker:not(.selected)")
     assert "No power trace" in browser.evaluate("document.getElementById('detail').textContent")
+    # The boundaries in the metric's unit for the record's group, beside the index ones (as the paper's ELEx).
+    click(browser, f"#table tr[data-id='{rid}'] td")
+    detail = browser.evaluate("document.getElementById('detail').textContent")
+    ref_energy = next(r for r in db["records"] if r["id"] == rid)["per_sample"]["energy_j"]["total"]
+    assert "Boundaries here" in detail and f"A < {ref_energy / 2:.3g}" in detail
 
 
 def test_table_sorts_by_column(browser, tmp_path) -> None:

@@ -75,6 +75,14 @@ def test_index_and_letter_match_python(page) -> None:
     assert letters == [rate_index(i, bounds) for i in idx]
 
 
+def test_value_boundaries_match_python(page) -> None:
+    from mlee.rating.core import value_boundaries
+
+    bounds = [1.8052095901385745, 1.1358154469107322, 0.8662052302144096, 0.0]
+    cases = [[base, bounds, higher] for base in (None, -1.0, 0.0, 0.2969, 77.0, 1e300) for higher in (True, False)]
+    assert js(page, "MleeRating.valueBoundaries", cases) == [value_boundaries(*c) for c in cases]
+
+
 def test_fsum_is_pythons(page) -> None:
     import math
 

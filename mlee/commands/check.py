@@ -16,6 +16,8 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Argument(..., help="Merged database (mlee merge output)."),
         model: str = typer.Option(None, "--model", "-m", help="Check only this model."),
         env: str = typer.Option(None, "--env", "-e", help="Check only this environment."),
+        task: str = typer.Option(None, "--task", "-t", help="Check only this task: inference or training "
+                                                            "(default: every task; the summary says which)."),
         spec: str = typer.Option("mlee", "--spec", help="Rating spec: preset name or file (for --min-rating)."),
         min_rating: str = typer.Option(None, "--min-rating", help="Worst acceptable compound rating, A-E."),
         max_energy: str = typer.Option(None, "--max-energy-per-sample",
@@ -52,9 +54,10 @@ def register(app: typer.Typer) -> None:
         old = load_database(baseline, keys=("id",)) if baseline else None
         rated = None
         if loaded is not None:
-            rated = rate_database(database, loaded, model=model, env=env)
+            rated = rate_database(database, loaded, model=model, env=env, task=task)
         report = chk.run_checks(database, model=model, env=env, rated=rated, min_rating=limit_rating,
-                                max_energy_j=limit_energy, baseline=old, max_regression=limit_regression)
+                                max_energy_j=limit_energy, baseline=old, max_regression=limit_regression,
+                                task=task)
         if markdown_target is not None:
             write_output(markdown_target, chk.markdown(report))
             if markdown_target.kind != "stdout":
@@ -64,7 +67,11 @@ def register(app: typer.Typer) -> None:
         elif markdown_target is None or markdown_target.kind != "stdout":  # --markdown - is the data on stdout
             _render(report)
         for o in report.failures:
-            error(f"{o.model} ({o.environment}): {chk.describe(o)}")
+            error(f"{o.model} ({o.environment}, {o.task or 'no task'}): {chk.describe(o)}")
+        if task is None:
+            for condition, tasks in report.coverage().items():
+                message(f"{condition} covered task(s): {', '.join(t or 'none' for t in tasks)}"
+                        + (" (--task picks one)" if len(tasks) > 1 else ""))
         if report.passed:
             message(f"check passed: {len(report.outcomes)} condition(s) hold")
             return 0

@@ -10,6 +10,9 @@ import typer
 
 #: Marker shown after a figure that comes from an estimate, not a measurement.
 EST = "est."
+#: A rated metric without a figure: shown in grey without a letter (the compound counts it as E).
+NOT_MEASURED = "not measured"
+GREY = "grey50"
 
 
 def register(app: typer.Typer) -> None:
@@ -241,7 +244,10 @@ def _render(rated: list[dict[str, Any]], spec: Any) -> None:
         console.print(_wide(title, caption, keys, rows) if wide else _long(title, caption, keys, rows))
     _render_carbon(rated)
     message(f"rated {len(rated)} model(s) in {len(groups)} group(s) with spec {spec.name} v{spec.version} "
-            f"(sha256 {spec.sha256[:12]}); n/a: not measured, rates E")
+            f"(sha256 {spec.sha256[:12]})")
+    if any(m["value"] is None for r in rated for m in r["metrics"].values()):
+        message(f"{NOT_MEASURED} (grey, no letter): counted as E in the compound rating, so a rating never claims "
+                "what nobody measured")
     if any(r["estimated"] for r in rated):
         message(f"{EST}: energy from an estimate (codecarbon's model of power), not a measurement")
 
@@ -310,8 +316,13 @@ def _wide(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]])
         cells = []
         for key in keys:
             m = r["metrics"].get(key)
-            cells.append(Text("-") if m is None else Text(f"{_value_text(m)}\n{fmt_index(m['index'])} {m['rating']}",
-                                                           style=COLOURS[m["rating"]]))
+            if m is None:
+                cells.append(Text("-"))
+            elif m["value"] is None:
+                cells.append(Text(NOT_MEASURED, style=GREY))  # no letter: the compound counted it as E
+            else:
+                text = f"{_value_text(m)}\n{fmt_index(m['index'])} {m['rating']}"
+                cells.append(Text(text, style=COLOURS[m["rating"]]))
         table.add_row(Text(_name(r)), _compound(r), *cells)
     return table
 
@@ -331,10 +342,12 @@ def _long(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]])
     for r in rows:
         for position, key in enumerate(k for k in keys if k in r["metrics"]):
             m = r["metrics"][key]
-            colour = COLOURS[m["rating"]]
+            measured = m["value"] is not None
+            colour = COLOURS[m["rating"]] if measured else GREY
             table.add_row(Text(_name(r)) if position == 0 else "", _compound(r) if position == 0 else "",
-                          Text(m["label"]), Text(_value_text(m), style=colour), Text(m["unit"]),
-                          Text(fmt_index(m["index"]), style=colour), Text(m["rating"], style=f"bold {colour}"),
+                          Text(m["label"]), Text(_value_text(m) if measured else NOT_MEASURED, style=colour),
+                          Text(m["unit"]), Text(fmt_index(m["index"]) if measured else "", style=colour),
+                          Text(m["rating"] if measured else "", style=f"bold {colour}"),
                           end_section=position == len(keys) - 1)
     return table
 

@@ -19,6 +19,11 @@ from mlee.rating.core import COLOURS as RATING_COLOURS  # the EU label colours, 
 from mlee.rating.core import LETTERS as RATINGS
 
 UNRATED_COLOUR = "#9E9E9E"
+#: What a label and a rate table show for a rated metric without a figure (grey, no letter).
+NOT_MEASURED = "not measured"
+#: How every compound mode treats such a metric (mlee.rating.core.rate_index rates a missing index E).
+NOT_MEASURED_NOTE = "Not measured (grey): counted as E in the compound rating, so a label never claims what " \
+                    "nobody measured."
 
 BLOCKS = ("energy", "time", "accuracy", "size")
 BLOCK_TITLES = {"energy": "Energy", "time": "Time", "accuracy": "Accuracy", "size": "Model size"}
@@ -30,7 +35,8 @@ METHOD_SHORT = {"counter": "energy counter", "power_integration": "power integra
 class MetricLine:
     """One rated figure: ``text`` is value and unit ready to print ("0.673 Ws", "n/a").
 
-    ``rating`` is None for a figure the spec does not rate. Units: ``weight`` dimensionless.
+    ``rating`` is None for a figure the spec does not rate, and for a rated one that was not measured
+    (``measured`` False: shown grey as "not measured"). Units: ``weight`` dimensionless.
     """
 
     key: str
@@ -39,6 +45,7 @@ class MetricLine:
     rating: str | None
     method: str | None
     weight: float
+    measured: bool = True
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class LabelContent:
     record_id: str
     mlee_version: str
     qr_payload: str
+    unmeasured_note: str = ""  # one line on how the compound treated the metrics not measured ("" if none)
 
     @property
     def spec_short(self) -> str:
@@ -156,17 +164,18 @@ def _metric_line(key: str, m: dict[str, Any]) -> MetricLine:
                                 "rate the database again with `mlee rate`")
     unit = str(m.get("unit") or "")
     value = m.get("value")
-    text = format_value(key, value, unit)
+    measured = finite(value)
     method = m.get("method") if isinstance(m.get("method"), str) else None
     weight = m.get("weight")
     return MetricLine(
         key=key,
         label=str(m.get("label") or key.replace("_", " ").capitalize()),
-        text=text,
-        # A missing value rates E by the rating's own rule; show what the record says.
-        rating=_letter(m.get("rating")),
+        text=format_value(key, value, unit) if measured else NOT_MEASURED,
+        # A missing value rates E by the rating's own rule: the compound counts that E, the line shows no letter.
+        rating=_letter(m.get("rating")) if measured else None,
         method=method,
         weight=float(weight) if finite(weight) else 0.0,
+        measured=measured,
     )
 
 
@@ -206,7 +215,8 @@ def _blocks(metrics: dict[str, Any], record: dict[str, Any]) -> tuple[Block, ...
     for kind in BLOCKS:
         lines = grouped[kind]
         if lines:
-            lead = max(lines, key=lambda ln: ln.weight)  # max() keeps the first of equal weights
+            # The heaviest measured figure leads (max() keeps the first of equal weights); none measured: no letter.
+            lead = max([ln for ln in lines if ln.measured] or lines, key=lambda ln: ln.weight)
             out.append(Block(kind, BLOCK_TITLES[kind], lead.rating, tuple(lines)))
         else:
             out.append(Block(kind, BLOCK_TITLES[kind], None, _unrated_lines(kind, record), note="not rated"))
@@ -379,4 +389,5 @@ def label_content(rated: dict[str, Any], *, qr_url_template: str | None = None,
         mlee_version=__version__,
     )
     fields["qr_payload"] = qr_url(qr_url_template, fields) if qr_url_template is not None else qr_summary(fields)
-    return LabelContent(**fields)
+    unmeasured = any(not ln.measured for b in blocks for ln in b.lines)
+    return LabelContent(**fields, unmeasured_note=NOT_MEASURED_NOTE if unmeasured else "")

@@ -170,8 +170,9 @@ def _block(p: _Painter, b: Block, x: float, top: float, w: float, h: float) -> N
     size = min(7.5, step * 0.75)
     y = top - 44
     for ln in lines:
-        colour = ESTIMATE_INK if ln.method == "estimate" else INK
-        value_w = p.text(x + w - 16, y, ln.text, size, bold=True, colour=colour, anchor="end", max_width=w * 0.5)
+        colour = UNRATED_COLOUR if not ln.measured else ESTIMATE_INK if ln.method == "estimate" else INK
+        value_w = p.text(x + w - 16, y, ln.text, size, bold=ln.measured, colour=colour, anchor="end",
+                         max_width=w * 0.5)
         p.text(x + 6, y, ln.label, size * 0.88, colour=GREY, max_width=w - 22 - value_w - 6, middle=False)
         if ln.rating:
             p.text(x + w - 8, y, ln.rating, size, bold=True, colour=RATING_COLOURS[ln.rating], anchor="middle")
@@ -202,6 +203,8 @@ def _energy_note(p: _Painter, c: LabelContent) -> None:
                max_width=avail - 8, middle=False)
     else:
         p.text(MARGIN_PT, y, c.energy_note, 7, colour=GREY, max_width=avail, middle=False)
+    if c.unmeasured_note:
+        p.text(MARGIN_PT, y - 12, c.unmeasured_note, 6.5, colour=GREY, max_width=avail, middle=False)
 
 
 QR_SIZE_PT = 92.0

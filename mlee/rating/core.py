@@ -18,6 +18,8 @@ COLOURS = {"A": "#639B30", "B": "#B8AC2B", "C": "#F8B830", "D": "#EF7D29", "E": 
 #: Compound modes: how the per-metric ratings of one model combine into one letter.
 COMPOUND_MODES = (
     "paper-median",
+    "paper-median-pessimistic",
+    "majority",
     "median-optimistic",
     "median-pessimistic",
     "mean-optimistic",
@@ -74,6 +76,26 @@ def rate_index(index: float | None, boundaries: Sequence[float]) -> str:
     return LETTERS[len(boundaries)] if len(boundaries) < len(LETTERS) else LETTERS[-1]
 
 
+def value_boundaries(base: float | None, boundaries: Sequence[float],
+                     higher_is_better: bool) -> list[float | None] | None:
+    """The index boundaries as figures in the metric's own unit, for a group whose base (reference) value is ``base``.
+
+    An index is ``value / base`` (higher is better) or ``base / value`` (lower is better), so index boundary ``b``
+    is the figure ``b * base`` or ``base / b``: "A if the energy per sample is below 0.49 Ws here", as the 2022
+    paper's ELEx showed. A boundary of 0 for a lower-is-better metric has no figure (None: no upper limit).
+
+    Returns:
+        One figure per boundary (A/B, B/C, C/D, D/E), or None when the group has no base value.
+
+    Units: those of ``base``.
+    """
+    if base is None or not math.isfinite(base) or base < 0:
+        return None
+    if higher_is_better:
+        return [b * base for b in boundaries]
+    return [base / b if b > 0 else None for b in boundaries]
+
+
 def letter_number(rating: str | int) -> int:
     """The number of a rating (A = 0 ... E = 4); accepts a letter or a number already."""
     if isinstance(rating, int) and not isinstance(rating, bool) and 0 <= rating < len(LETTERS):
@@ -92,6 +114,11 @@ def compound(ratings: Sequence[str | int], weights: Sequence[float], mode: str) 
       keep the metric order given), weights normalised to sum 1; take the first metric whose cumulative weight
       exceeds 0.5. If it is the first in the order, its rating; otherwise the rating of the metric just before it,
       or, where the cumulative weight just before it is exactly 0.5, the floor of the mean of the two ratings.
+    - ``paper-median-pessimistic``: the 2022 code's pessimistic median: as ``paper-median`` but the exact-half
+      tie takes the ceiling of the mean. Not the weighted median below: away from a tie it still takes the
+      rating just before the metric that crosses half the weight.
+    - ``majority``: the 2022 code's majority: the rating most metrics have, counted without their weights
+      (a metric of weight 0 still does not count); a tie goes to the better rating.
     - ``median-optimistic`` / ``median-pessimistic``: the weighted median, which depends only on the multiset of
       (rating, weight) pairs, not on the metric order: the best rating whose cumulative weight exceeds 0.5; where
       the cumulative weight reaches exactly 0.5 at a rating, the mean of that rating and the next worse one,
@@ -128,6 +155,11 @@ def _compound_number(pairs: list[tuple[int, float]], mode: str) -> int:
         return min(r for r, _ in pairs)
     if mode == "worst":
         return max(r for r, _ in pairs)
+    if mode == "majority":
+        counts = [0] * len(LETTERS)
+        for rating, _ in pairs:
+            counts[rating] += 1
+        return counts.index(max(counts))  # index() finds the first: ties go to the better rating
     total = math.fsum(w for _, w in pairs)
     if mode.startswith("mean-"):
         mean = math.fsum(r * w for r, w in pairs) / total
@@ -136,8 +168,8 @@ def _compound_number(pairs: list[tuple[int, float]], mode: str) -> int:
         if abs(mean - nearest) <= TIE_TOLERANCE:
             return int(nearest)
         return math.floor(mean) if mode == "mean-optimistic" else math.ceil(mean)
-    if mode == "paper-median":
-        return _paper_median(pairs, total)
+    if mode.startswith("paper-median"):
+        return _paper_median(pairs, total, optimistic=(mode == "paper-median"))
     return _weighted_median(pairs, total, optimistic=(mode == "median-optimistic"))
 
 
@@ -145,7 +177,7 @@ def _is_half(cumulative: float, total: float) -> bool:
     return abs(cumulative - total / 2) <= TIE_TOLERANCE * total
 
 
-def _paper_median(pairs: list[tuple[int, float]], total: float) -> int:
+def _paper_median(pairs: list[tuple[int, float]], total: float, optimistic: bool) -> int:
     ordered = sorted(pairs, key=lambda p: p[0])  # sorted() is stable: ties keep the metric order
     cumulative = 0.0
     previous_cumulative = 0.0
@@ -157,7 +189,8 @@ def _paper_median(pairs: list[tuple[int, float]], total: float) -> int:
                 return rating
             before = ordered[position - 1][0]
             if _is_half(previous_cumulative, total):
-                return math.floor((before + rating) / 2)
+                mean = (before + rating) / 2
+                return math.floor(mean) if optimistic else math.ceil(mean)
             return before
     return ordered[-1][0]  # pragma: no cover - the weights sum to total, so the loop always returns
 

@@ -68,17 +68,22 @@ def group_bases(table: TaskTable, index_base: str, key: GroupKey, start: int, st
     return bases
 
 
-def index_column(values: list[float | None], base: float | None, higher_is_better: bool) -> list[float | None]:
+def index_column(values: list[float | None], base: float | None, higher_is_better: bool,
+                 zero: float | None = None) -> list[float | None]:
     """:func:`mlee.rating.core.index_of` of every value against one base, as one list comprehension.
 
     Higher is better: ``value / base`` (base > 0); lower is better: ``base / value`` (value > 0); a negative
-    figure, a division by zero or an overflow to infinity has no index.
+    figure, a division by zero or an overflow to infinity has no index. ``zero`` is the index of a division by
+    zero instead (the spec's ``zero_division_index``; the 2022 code gave 0).
     """
-    if base is None or base < 0 or (higher_is_better and base == 0):
+    if base is None or base < 0:
         return [None] * len(values)
     if higher_is_better:
+        if base == 0:
+            return [None if v is None or v < 0 else zero for v in values]
         return [None if v is None or v < 0 else (i if (i := v / base) != _INF else None) for v in values]
-    return [None if v is None or v <= 0 else (i if (i := base / v) != _INF else None) for v in values]
+    return [None if v is None or v < 0 else zero if v == 0 else (i if (i := base / v) != _INF else None)
+            for v in values]
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -108,7 +113,8 @@ def pooled_indices(spec: Spec, table: TaskTable, skip_missing_reference: bool = 
             continue
         bases = group_bases(table, spec.index_base, key, start, stop)
         for metric in table.task.metrics:
-            column = index_column(table.values[metric.key][start:stop], bases[metric.key], metric.higher_is_better)
+            column = index_column(table.values[metric.key][start:stop], bases[metric.key], metric.higher_is_better,
+                                  spec.zero_division_index)
             pooled[metric.key].extend(i for i in column if i is not None)
     for values in pooled.values():
         values.sort()

@@ -15,7 +15,7 @@ from typing import Any
 
 from mlee.console import escape, names_hint
 from mlee.errors import RatingError, UsageError
-from mlee.rating.core import LETTERS, compound
+from mlee.rating.core import LETTERS, compound, value_boundaries
 from mlee.rating.groups import group_bases, index_column, records_of, resolved_boundaries
 from mlee.rating.records import Entry, GroupKey, collect, summaries_by_ids, summary_payload
 from mlee.rating.spec import Spec, load_spec
@@ -136,6 +136,7 @@ class _Plan:
                  summaries: dict[tuple[str, ...], dict[str, Any]]) -> None:
         self.table = table
         self.index_base = spec.index_base
+        self.zero = spec.zero_division_index
         self.mode = spec.compound
         self.ident = spec.ident()
         self.reference = table.task.reference if spec.index_base == "reference" else None
@@ -175,7 +176,10 @@ class _Plan:
         columns = []
         for metric_key, higher, (b1, b2, b3, b4), template in self.metrics:
             values = table.values[metric_key][start:stop]
-            indices = index_column(values, bases[metric_key], higher)
+            base = bases[metric_key]
+            indices = index_column(values, base, higher, self.zero)
+            # The boundaries as figures in the metric's unit hold for the whole group: one list shared by its cells.
+            template = dict(template, value_boundaries=value_boundaries(base, (b1, b2, b3, b4), higher))
             # rate_index, unrolled: A if index > b1, ..., E otherwise and for a missing index.
             numbers = [4 if i is None else 0 if i > b1 else 1 if i > b2 else 2 if i > b3 else 3 if i > b4 else 4
                        for i in indices]

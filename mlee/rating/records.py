@@ -28,7 +28,7 @@ def record_keys(spec: Spec) -> frozenset[str]:
     keys = set(RATING_FIELDS)
     for task in spec.tasks:
         for metric in task.metrics:
-            for path in (metric.value, metric.times, metric.method):
+            for path in (metric.value, metric.fallback, metric.per, metric.times, metric.method):
                 if path:
                     keys.add(path.split(".", 1)[0])
     return frozenset(keys)
@@ -111,32 +111,52 @@ def getter(path: str | None) -> Callable[[dict[str, Any]], Any]:
 
 
 class Extractor:
-    """Reads one metric's figure and method from a record, as the spec says (path, second factor, scale)."""
+    """Reads one metric's figure and method from a record, as the spec says.
+
+    The figure is ``((value / per) * scale / divisor) * times`` (each step only where the spec sets it), the
+    order in which the 2022 code computed its figures, so that indices and ties agree to the last bit.
+    """
 
     def __init__(self, metric: MetricSpec) -> None:
         self.metric = metric
         self._value = getter(metric.value)
+        self._fallback = getter(metric.fallback) if metric.fallback else None
+        self._per = getter(metric.per) if metric.per else None
         self._times = getter(metric.times) if metric.times else None
         self._method = getter(metric.method)
         self._scale = metric.scale
+        self._divisor = metric.divisor
 
     def value(self, record: dict[str, Any]) -> float | None:
         """The scaled figure, or None when it is missing or not a finite number (never invented)."""
         value = self._value(record)
-        kind = type(value)
-        if (kind is not float and kind is not int) or not math.isfinite(value):
+        if value is None and self._fallback is not None:
+            value = self._fallback(record)
+        if not _finite(value):
             return None
+        if self._per is not None:
+            per = self._per(record)
+            if not _finite(per) or per == 0:
+                return None
+            value = value / per
+        value = value * self._scale
+        if self._divisor is not None:
+            value = value / self._divisor
         if self._times is not None:
             factor = self._times(record)
-            kind = type(factor)
-            if (kind is not float and kind is not int) or not math.isfinite(factor):
+            if not _finite(factor):
                 return None
             value = value * factor
-        return value * self._scale
+        return value
 
     def method(self, record: dict[str, Any]) -> str | None:
         method = self._method(record)
         return method if type(method) is str else None
+
+
+def _finite(value: Any) -> bool:
+    kind = type(value)
+    return (kind is float or kind is int) and math.isfinite(value)
 
 
 def mean_value(extractor: Extractor, records: Iterable[dict[str, Any]]) -> float | None:

@@ -25,10 +25,10 @@ DIRECTIONS = ("higher", "lower")
 INDEX_BASES = ("reference", "best")
 
 _TOP_KEYS = {"name", "version", "description", "compound", "index_base", "reference", "tasks", "calibration",
-             "allow_partial"}
+             "allow_partial", "zero_division_index"}
 _TASK_KEYS = {"reference", "metrics"}
 _METRIC_KEYS = {"key", "label", "unit", "direction", "weight", "boundaries", "quantiles", "value", "scale", "times",
-                "method", "from_task"}
+                "method", "from_task", "fallback", "per", "divisor"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class MetricSpec:
         value: Dotted path of the figure in a database record (``per_sample.energy_j.total``).
         scale: Factor applied to the figure (``1e-6`` for parameters in millions).
         times: Dotted path of a second figure the value is multiplied by (``training.nominal_epochs``), or None.
+        fallback, per: Dotted paths of the figure read where ``value`` is missing, and of one it is divided by.
+        divisor: A number the figure is divided by (``3600000``: Ws to kWh as the 2022 code divided), or None.
+            The figure is ``((value / per) * scale / divisor) * times``, each step only where it is set.
         method: Dotted path of the figure's measurement method (``per_sample.energy_method.total``), or None.
         from_task: Take the figure from the same model's record of this task in the same dataset and environment
             (the 2022 paper rated training with the inference run's accuracy), or None.
@@ -66,6 +69,9 @@ class MetricSpec:
     times: str | None = None
     method: str | None = None
     from_task: str | None = None
+    fallback: str | None = None
+    per: str | None = None
+    divisor: float | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -77,6 +83,8 @@ class MetricSpec:
             "key": self.key, "label": self.label, "unit": self.unit, "direction": self.direction,
             "weight": self.weight, "value": self.value, "scale": self.scale, "times": self.times,
             "method": self.method, "from_task": self.from_task,
+            **{k: v for k, v in (("fallback", self.fallback), ("per", self.per), ("divisor", self.divisor))
+               if v is not None},
             "boundaries": list(self.boundaries) if self.boundaries is not None else None,
             "quantiles": list(self.quantiles) if self.quantiles is not None else None,
         }
@@ -114,6 +122,7 @@ class Spec:
             each group, per metric).
         tasks: Task specs in file order.
         calibration: Provenance written by :func:`mlee.rating.calibrate`, or None.
+        zero_division_index: Index of a division by zero: None (default, "n/a") or 0.0 (as the 2022 code gave).
         source: Where it was loaded from (``preset:mlee`` or a path); not part of the hash.
         allow_partial: Rate runs whose energy covers only part of the run (``partial`` in results.json);
             false by default, and then such runs are left out of the rating.
@@ -126,6 +135,7 @@ class Spec:
     index_base: str
     tasks: tuple[TaskSpec, ...]
     calibration: dict[str, Any] | None = None
+    zero_division_index: float | None = None
     source: str = ""
     allow_partial: bool = False
 
@@ -151,6 +161,8 @@ class Spec:
             data["calibration"] = copy.deepcopy(self.calibration)  # the spec stays frozen whatever callers do
         if self.allow_partial:  # only when set, so that the hashes of existing specs stay the same
             data["allow_partial"] = True
+        if self.zero_division_index is not None:
+            data["zero_division_index"] = self.zero_division_index
         return data
 
     @functools.cached_property
@@ -261,9 +273,12 @@ def spec_from_dict(data: dict[str, Any], source: str = "") -> Spec:
     allow_partial = data.get("allow_partial", False)
     if not isinstance(allow_partial, bool):
         raise UsageError(f"{where}allow_partial must be true or false, got {allow_partial!r}")
-    return Spec(name=name, version=version, description=description, compound=compound_mode,
-                index_base=index_base, tasks=tasks, calibration=calibration, source=source,
-                allow_partial=allow_partial)
+    zero_index = data.get("zero_division_index")
+    if zero_index is not None and (isinstance(zero_index, bool) or zero_index != 0):
+        raise UsageError(f"{where}zero_division_index must be null or 0, got {zero_index!r}", "0: as the 2022 code")
+    return Spec(name=name, version=version, description=description, compound=compound_mode, index_base=index_base,
+                tasks=tasks, calibration=calibration, source=source, allow_partial=allow_partial,
+                zero_division_index=None if zero_index is None else 0.0)
 
 
 def _task(name: str, data: Any, default_ref: Any, index_base: str, where: str) -> TaskSpec:
@@ -325,6 +340,9 @@ def _metric(key: str, data: Any, field: str, where: str) -> MetricSpec:
     scale = _number(data, "scale", field, where, default=1.0)
     if scale <= 0:
         raise UsageError(f"{where}{field}.scale must be positive, got {scale!r}")
+    divisor = None if data.get("divisor") is None else _number(data, "divisor", field, where)
+    if divisor is not None and divisor <= 0:
+        raise UsageError(f"{where}{field}.divisor must be positive, got {divisor!r}")
     return MetricSpec(
         key=key, label=_string(data, "label", field + ".", where, default=key),
         unit=_string(data, "unit", field + ".", where, allow_empty=True),
@@ -332,6 +350,7 @@ def _metric(key: str, data: Any, field: str, where: str) -> MetricSpec:
         value=_path(data, "value", field, where, required=True),
         scale=scale, times=_path(data, "times", field, where), method=_path(data, "method", field, where),
         from_task=_optional_string(data, "from_task", field, where),
+        fallback=_path(data, "fallback", field, where), per=_path(data, "per", field, where), divisor=divisor,
     )
 
 

@@ -67,12 +67,15 @@ def check_paths(tables: dict[str, TaskTable]) -> None:
         for metric in table.task.metrics:
             if any(v is not None for v in table.values.get(metric.key, ())):
                 continue
-            for field, path in (("value", metric.value), ("times", metric.times), ("method", metric.method)):
-                if path is None or (field != "value" and metric.from_task is not None):
+            fields = (("value", metric.value), ("fallback", metric.fallback), ("per", metric.per),
+                      ("times", metric.times), ("method", metric.method))
+            for field, path in fields:
+                if path is None or (field not in ("value", "fallback") and metric.from_task is not None):
                     continue
-                keys = path.split(".")
-                if any(_resolves(record, keys) for record in _runs(table)):
-                    continue
+                alternatives = [path] + ([metric.fallback] if field == "value" and metric.fallback else [])
+                if field == "fallback" or any(_resolves(record, p.split(".")) for p in alternatives
+                                              for record in _runs(table)):
+                    continue  # a fallback is checked with its value: one of the two must resolve
                 known = sorted({p for record in _runs(table) for p in leaf_paths(record)})
                 near = difflib.get_close_matches(path, known, n=3, cutoff=0.6)
                 raise UsageError(

@@ -90,7 +90,7 @@ def _fill(table: TaskTable, entries: dict[tuple, Entry]) -> None:
             if metric.method is not None:
                 table.methods[metric.key] = [weakest_method(extractor, source) for source in sources]
             continue
-        if metric.times is None:
+        if metric.times is None and metric.fallback is None and metric.per is None and metric.divisor is None:
             get = getter(metric.value)
             scale = metric.scale
             # x - x is 0 for finite numbers and NaN for NaN and infinities: a cheap isfinite (bools are excluded by

@@ -41,7 +41,7 @@ def page_spec(spec: Any, rated: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                             "weight": m.weight, "boundaries": bounds})
         tasks[task.name] = {"reference": task.reference, "metrics": metrics}
     return {"name": spec.name, "version": spec.version, "sha256": spec.sha256, "compound": spec.compound,
-            "index_base": spec.index_base, "tasks": tasks}
+            "index_base": spec.index_base, "zero_division_index": spec.zero_division_index, "tasks": tasks}
 
 
 def _backend_text(backend: Any) -> str:

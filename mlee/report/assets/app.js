@@ -155,9 +155,11 @@
 
   function hoverInfo(i) {
     const rec = DATA.records[i], row = state.rated.rows[i];
+    const base = state.rated.refs[R.groupKey(rec)] || {};
     return { rec: rec, compound: R.LETTERS[row.compound], colors: COLORS,
       metrics: metrics().map((m) => ({ label: m.label, unit: m.unit, value: rec.values[m.key],
-        index: row.index[m.key], rating: R.LETTERS[row.rating[m.key]], method: rec.methods[m.key] })) };
+        index: row.index[m.key], rating: R.LETTERS[row.rating[m.key]], method: rec.methods[m.key],
+        bounds: R.valueBoundaries(base[m.key], m.boundaries, m.higher_is_better), higher: m.higher_is_better })) };
   }
 
   /* -- the rest of the page -------------------------------------------------------------------------------- */

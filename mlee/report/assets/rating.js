@@ -43,12 +43,19 @@
 
   /* Index of a value against the reference value (mlee.rating.core.index_of): >1 is better than the reference;
    * null for a missing or negative value, a division by zero, or a non-finite result. */
-  function indexOf(value, ref, higherIsBetter) {
+  function indexOf(value, ref, higherIsBetter, zero) {
     if (!finite(value) || !finite(ref) || value < 0 || ref < 0) return null;
     const num = higherIsBetter ? value : ref, den = higherIsBetter ? ref : value;
-    if (den === 0) return null;
+    if (den === 0) return finite(zero) ? zero : null;  /* the spec's zero_division_index (mlee-2022: 0) */
     const index = num / den;
     return finite(index) ? index : null;
+  }
+
+  /* The index boundaries as figures in the metric's unit for a group whose base value is `base`
+   * (mlee.rating.core.value_boundaries): b * base, or base / b for lower-is-better (null for b = 0). */
+  function valueBoundaries(base, boundaries, higherIsBetter) {
+    if (!finite(base) || base < 0) return null;
+    return boundaries.map((b) => (higherIsBetter ? b * base : (b > 0 ? base / b : null)));
   }
 
   /* Rating number 0 (A) .. 4 (E): A if index > b1, B if b1 >= index > b2, ..., E otherwise or when missing. */
@@ -62,7 +69,7 @@
 
   function isHalf(cumulative, total) { return Math.abs(cumulative - total / 2) <= TIE_TOLERANCE * total; }
 
-  function paperMedian(pairs, total) {
+  function paperMedian(pairs, total, optimistic) {
     const ordered = pairs.map((p, i) => [p[0], p[1], i]).sort((a, b) => a[0] - b[0] || a[2] - b[2]);
     let cumulative = 0, previous = 0;
     for (let k = 0; k < ordered.length; k++) {
@@ -71,7 +78,10 @@
       if (cumulative > total / 2 && !isHalf(cumulative, total)) {
         if (k === 0) return ordered[0][0];
         const before = ordered[k - 1][0];
-        if (isHalf(previous, total)) return Math.floor((before + ordered[k][0]) / 2);
+        if (isHalf(previous, total)) {
+          const mean = (before + ordered[k][0]) / 2;
+          return optimistic ? Math.floor(mean) : Math.ceil(mean);
+        }
         return before;
       }
     }
@@ -104,6 +114,8 @@
   /* Compound modes of mlee.rating.core.COMPOUND_MODES, with the labels the page shows. */
   const MODES = {
     "paper-median": "median as in the 2022 paper (optimistic)",
+    "paper-median-pessimistic": "median as in the 2022 code, pessimistic",
+    "majority": "majority (most frequent rating, unweighted)",
     "median-optimistic": "weighted median, optimistic",
     "median-pessimistic": "weighted median, pessimistic",
     "mean-optimistic": "weighted mean, optimistic",
@@ -121,9 +133,14 @@
     if (!pairs.length) throw new Error("no metric has a positive weight");
     if (mode === "best") return Math.min(...pairs.map((p) => p[0]));
     if (mode === "worst") return Math.max(...pairs.map((p) => p[0]));
+    if (mode === "majority") {
+      const counts = [0, 0, 0, 0, 0];
+      for (const [r] of pairs) counts[r] += 1;
+      return counts.indexOf(Math.max(...counts));  /* the first: ties go to the better rating */
+    }
     const total = fsum(pairs.map((p) => p[1]));
     if (mode.startsWith("mean-")) return weightedMean(pairs, total, mode === "mean-optimistic");
-    if (mode === "paper-median") return paperMedian(pairs, total);
+    if (mode.startsWith("paper-median")) return paperMedian(pairs, total, mode === "paper-median");
     return weightedMedian(pairs, total, mode === "median-optimistic");
   }
 
@@ -173,7 +190,7 @@
       const base = refs[groupKey(rec)] || {};
       const ratings = [], weights = [];
       for (const m of task.metrics) {
-        const idx = indexOf(rec.values[m.key], base[m.key], m.higher_is_better);
+        const idx = indexOf(rec.values[m.key], base[m.key], m.higher_is_better, spec.zero_division_index);
         const r = rateIndex(idx, m.boundaries);
         out.index[m.key] = idx;
         out.rating[m.key] = r;
@@ -213,5 +230,6 @@
     return out;
   }
 
-  global.MleeRating = { LETTERS, MODES, fsum, indexOf, rateIndex, compound, rateRecords, groupKey, adjustedSpecFile };
+  global.MleeRating = { LETTERS, MODES, fsum, indexOf, valueBoundaries, rateIndex, compound, rateRecords, groupKey,
+    adjustedSpecFile };
 })(window);

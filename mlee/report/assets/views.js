@@ -28,7 +28,7 @@
   }
 
   function valueText(v, unit, method) {
-    if (v === null || v === undefined) return "n/a";
+    if (v === null || v === undefined) return "not measured";
     return (method === "estimate" ? "≈" : "") + C.fmt(v) + (unit ? " " + unit : "");
   }
 
@@ -51,16 +51,27 @@
     for (const n of data.notes || []) document.getElementById("notes").appendChild(h("li", { text: n }));
   }
 
-  function metricTable(info, withWeights, state) {
+  /* "A < 0.476 · B < 0.756 · C < 0.992 · D < 1.74 Ws": the boundaries in the metric's unit for this group. */
+  function boundsText(m) {
+    if (!m.bounds) return "";
+    const op = m.higher ? ">" : "<";
+    return m.bounds.map((b, k) => (b === null ? "" : `${R.LETTERS[k]} ${op} ${C.fmt(b)}`)).filter((x) => x)
+      .join(" · ") + (m.unit ? " " + m.unit : "");
+  }
+
+  function metricTable(info, withWeights, state, withBounds) {
     const t = h("table", { class: "metrics" });
     t.appendChild(h("tr", null, ["Metric", "Value", "Index", "Rating"].concat(withWeights ? ["Weight"] : [])
-      .concat(["Method"]).map((c) => h("th", { text: c }))));
+      .concat(["Method"]).concat(withBounds ? ["Boundaries here"] : []).map((c) => h("th", { text: c }))));
     info.metrics.forEach((m, k) => {
-      const row = h("tr", null, [h("td", { text: m.label }), h("td", { text: valueText(m.value, m.unit, m.method) }),
-        h("td", { text: m.index === null || m.index === undefined ? "n/a" : m.index.toFixed(3) }),
-        h("td", null, [chip(m.rating, info.colors)])]);
+      const measured = m.value !== null && m.value !== undefined;
+      const row = h("tr", null, [h("td", { text: m.label }),
+        h("td", { text: valueText(m.value, m.unit, m.method), class: measured ? "" : "muted" }),
+        h("td", { text: m.index === null || m.index === undefined ? (measured ? "n/a" : "") : m.index.toFixed(3) }),
+        h("td", null, measured ? [chip(m.rating, info.colors)] : [])]);
       if (withWeights) row.appendChild(h("td", { text: String(state.spec.tasks[info.rec.task].metrics[k].weight) }));
       row.appendChild(h("td", { text: m.method ? m.method.replace("_", " ") : "" }));
+      if (withBounds) row.appendChild(h("td", { text: boundsText(m), class: "bounds" }));
       t.appendChild(row);
     });
     return t;
@@ -233,7 +244,11 @@
     if (rec.estimated) box.appendChild(h("p", { class: "warn", text: "Energy of this record is an estimate, not a measurement." }));
     if (rec.partial) box.appendChild(h("p", { class: "warn", text: "Energy of this record is partial: valid readings cover only part of the run." }));
     if (rec.shared) box.appendChild(h("p", { class: "warn", text: "Energy of this record is shared: the whole GPU of a MIG instance was measured, other instances included." }));
-    box.appendChild(metricTable(info, false));
+    box.appendChild(metricTable(info, false, null, true));
+    if (info.metrics.some((m) => m.value === null || m.value === undefined)) {
+      box.appendChild(h("p", { class: "muted", text: "Not measured: counted as E in the compound rating, so a " +
+        "rating never claims what nobody measured." }));
+    }
     if (rec.label) {
       const fig = h("figure", { class: "label big" });
       if (rec.label.img) fig.appendChild(h("img", { src: rec.label.img, alt: `Energy label of ${rec.model}` }));
