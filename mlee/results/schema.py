@@ -1,22 +1,18 @@
-"""The JSON Schemas shipped in ``mlee/schema/`` and their validators (compiled by ``fastjsonschema``).
+"""The JSON Schemas shipped in ``mlee/schema/`` and a small, fast validator for the subset they use.
 
-The schema files are the contract (the README's file-format section explains each key). ``fastjsonschema`` turns
-each into Python code once per process, so validating 10,000 records costs well under a second. A document
-that conforms costs one call; only a refused one is explained: the library's error (rule, path, value) becomes
-one sentence such as ``records[0].energy_j.cpu is a string, not number or null``. For ``anyOf`` the sentence
-comes from the alternative that takes the value's type, e.g. ``n_samples is 2.5``'s integer branch, not its
-null branch. The test suite checks the files with the ``jsonschema`` package as well.
-
-The files say draft 2020-12; the keywords they use (``type``, ``enum``, ``const``, ``properties``,
-``required``, ``additionalProperties``, ``items`` as one schema, ``minItems``/``maxItems``, ``minLength``,
-``pattern``, ``minimum``/``maximum``/``exclusiveMinimum``, ``anyOf``, ``allOf``, ``$ref`` without siblings)
-mean the same in the drafts ``fastjsonschema`` implements, and ``tests/test_results_schema.py`` compares the
-verdicts with ``jsonschema``'s draft 2020-12 validator.
+The schema files are the contract (the README's file-format section explains each key); this module compiles them into
+closures once per process, so validating 10,000 records costs well under a second and needs no third-party
+package at run time. The subset: ``type``, ``enum``, ``const``, ``properties``, ``required``,
+``additionalProperties``, ``items``, ``minItems``/``maxItems``, ``minLength``, ``pattern``, ``minimum``/
+``maximum``/``exclusiveMinimum``, ``anyOf``/``oneOf`` (treated as anyOf), ``allOf`` and ``$ref`` (within a file
+or to a sibling file). The test suite checks these files with the ``jsonschema`` package as well.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
@@ -34,9 +30,6 @@ MIGRATIONS: dict[tuple[str, int], Callable[[dict], dict]] = {}
 
 SCHEMA_FILES = ("results", "config", "environment", "database", "trace_stats")
 
-#: Where the schema files say they live (their ``$id``); nothing is fetched from there.
-BASE_URI = "https://mlee.invalid/schema/"
-
 Check = Callable[[Any, str], "str | None"]
 
 
@@ -53,128 +46,227 @@ def load_schema(name: str) -> dict:
     return json.loads(schema_text(name))
 
 
-def _absolute(node: Any, file: str) -> Any:
-    """A copy of a schema node whose ``$ref`` values are absolute URIs, so any part of it compiles alone."""
-    if isinstance(node, dict):
-        out = {k: _absolute(v, file) for k, v in node.items()}
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            ref_file, _, pointer = ref.partition("#")
-            out["$ref"] = BASE_URI + (ref_file or f"{file}.schema.json") + ("#" + pointer if pointer else "")
-        out.pop("$schema", None)
-        return out
-    if isinstance(node, list):
-        return [_absolute(v, file) for v in node]
-    return node
-
-
-@lru_cache(maxsize=None)
-def _absolute_schema(name: str) -> dict:
-    return _absolute(load_schema(name), name)
-
-
-def _fetch(uri: str) -> dict:
-    """``fastjsonschema``'s handler for ``https:`` references: the shipped files, never the network."""
-    name = uri.partition("#")[0].rsplit("/", 1)[-1].removesuffix(".schema.json")
-    if not uri.startswith(BASE_URI) or name not in SCHEMA_FILES:
-        raise ValueError(f"schema reference {uri!r} is not one of the shipped schemas")
-    return _absolute_schema(name)
-
-
-@lru_cache(maxsize=None)
-def _compiled(node_json: str) -> Callable[..., Any]:
-    """The ``fastjsonschema`` function for a node (given as JSON text, so that equal nodes share one)."""
-    import fastjsonschema
-
-    return fastjsonschema.compile(json.loads(node_json), handlers={"https": _fetch}, use_default=False,
-                                  use_formats=False)
-
-
-def _resolve(ref: str) -> dict:
-    target: Any = _fetch(ref)
-    for part in [p for p in ref.partition("#")[2].split("/") if p]:
-        target = target[part]
-    return target
-
-
-#: Python types of parsed JSON per JSON Schema type ("integer" also takes integral floats).
-_PY_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,), "null": (type(None),),
-    "number": (int, float), "integer": (int, float),
-}
-
-
-def _takes_type(node: dict, value: Any, depth: int = 0) -> bool:
-    """Whether an ``anyOf`` alternative accepts values of this Python type at all (unknown: yes)."""
-    if depth > 8:
-        return True
-    if "type" in node:
-        names = node["type"] if isinstance(node["type"], list) else [node["type"]]
-        return type(value) in {t for n in names for t in _PY_TYPES[n]}
-    if "$ref" in node:
-        return _takes_type(_resolve(node["$ref"]), value, depth + 1)
-    for key in ("anyOf", "oneOf"):
-        if key in node:
-            return any(_takes_type(sub, value, depth + 1) for sub in node[key])
-    return True
-
-
 def _where(path: str) -> str:
     return path or "the top level"
 
 
-def _sentence(rule: str | None, node: dict, value: Any, where: str) -> str:
-    """One refusal of ``fastjsonschema`` (the rule a value breaks at ``where``) in mlee's words."""
-    at, prefix = _where(where), (where + ".") if where else ""
-    if rule == "type":
+#: Exact Python types of parsed JSON per JSON Schema type ("integer" also admits integral floats, below).
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,), "null": (type(None),),
+    "number": (int, float), "integer": (int,),
+}
+
+
+def _type_test(names: list[str]) -> Callable[[Any], bool]:
+    exact = frozenset(t for n in names for t in _PY_TYPES[n])
+    containers = tuple(t for t in exact if t in (dict, list))
+    integral_floats = "integer" in names and "number" not in names
+    numeric = "number" in names or "integer" in names
+
+    def test(v: Any) -> bool:
+        t = type(v)
+        if t in exact:
+            # Parsed JSON cannot hold NaN (readers refuse it), but documents built in memory can.
+            return not (t is float and (v != v or v in (_INF, -_INF)))
+        if t is float and integral_floats:
+            return v.is_integer()
+        if numeric and t is not bool and isinstance(v, (int, float)):
+            return math.isfinite(v)
+        return bool(containers) and isinstance(v, containers)  # dict/list subclasses built in memory
+    return test
+
+
+_INF = float("inf")
+
+
+def _gate(node: dict, file: str, depth: int = 0) -> frozenset | None:
+    """The Python types a schema node can accept (None: any), to skip hopeless anyOf branches cheaply."""
+    if depth > 8:
+        return None
+    if "type" in node:
         names = node["type"] if isinstance(node["type"], list) else [node["type"]]
-        return f"{at} is {a_json_type(value)}, not {' or '.join(names)}"
-    if rule == "minimum":
-        return f"{at} is {value}, below {node['minimum']}"
-    if rule == "maximum":
-        return f"{at} is {value}, above {node['maximum']}"
-    if rule == "exclusiveMinimum":
-        return f"{at} is {value}, must be above {node['exclusiveMinimum']}"
-    if rule == "const":
-        return f"{at} must be {json.dumps(node['const'])}"
-    if rule == "enum":
-        shown = ", ".join(json.dumps(a) for a in node["enum"])
-        return f"{at} is {json.dumps(value)[:40]}, not one of {shown}"
-    if rule == "minLength":
-        return f"{at} is shorter than {node['minLength']}"
-    if rule == "pattern":
-        return f"{at} is {value[:40]!r}, not in the expected form"
-    if rule == "required":
-        return f"{prefix}{next(k for k in node['required'] if k not in value)} is missing"
-    if rule == "additionalProperties":
-        return f"{prefix}{next(k for k in value if k not in node.get('properties', {}))} is not a known key"
-    if rule == "minItems":
-        return f"{at} has {len(value)} items, fewer than {node['minItems']}"
-    if rule == "maxItems":
-        return f"{at} has {len(value)} items, more than {node['maxItems']}"
-    if rule == "oneOf":
-        return f"{at} fits more than one of its alternatives"
-    return f"{at} breaks the schema's {rule} rule"
+        types = {t for n in names for t in _PY_TYPES[n]}
+        if "integer" in names:
+            types.add(float)
+        return frozenset(types)
+    if "$ref" in node:
+        ref_file, _, pointer = node["$ref"].partition("#")
+        target: Any = load_schema(ref_file.replace(".schema.json", "") if ref_file else file)
+        for part in [p for p in pointer.split("/") if p]:
+            target = target[part]
+        return _gate(target, ref_file.replace(".schema.json", "") if ref_file else file, depth + 1)
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            gates = [_gate(sub, file, depth + 1) for sub in node[key]]
+            return None if any(g is None for g in gates) else frozenset().union(*gates)
+    return None
 
 
-def _explain(error: Any, path: str) -> str:
-    """The sentence for a ``JsonSchemaValueException``; an ``anyOf`` is explained by the alternative that
-    takes the value's type (the first one when none does)."""
-    from fastjsonschema import JsonSchemaValueException
+class _Compiler:
+    """Turns schema nodes into check functions ``check(value, path) -> error text | None``."""
 
-    while error.rule in ("anyOf", "oneOf"):
-        alternatives = error.definition[error.rule]
-        fitting = [a for a in alternatives if _takes_type(a, error.value)] or alternatives[:1]
-        for alt in fitting:
-            try:
-                _compiled(json.dumps(alt))(error.value, name_prefix=error.name)
-            except JsonSchemaValueException as inner:
-                error = inner
-                break
-        else:  # an alternative accepts it: only a oneOf with two fitting alternatives gets here
-            break
-    rest = error.name[len("data"):]
-    return _sentence(error.rule, error.definition, error.value, path + rest if path else rest.lstrip("."))
+    def __init__(self) -> None:
+        self._refs: dict[str, Check] = {}
+
+    def ref(self, file: str, pointer: str) -> Check:
+        key = f"{file}#{pointer}"
+        if key not in self._refs:
+            holder: list[Check] = []
+            # Placeholder first so recursive references terminate; replaced once compiled.
+            self._refs[key] = lambda v, p: holder[0](v, p)
+            node: Any = load_schema(file)
+            for part in [p for p in pointer.split("/") if p]:
+                node = node[part]
+            holder.append(self.compile(node, file))
+            self._refs[key] = holder[0]
+        return self._refs[key]
+
+    def compile(self, node: dict, file: str) -> Check:
+        checks: list[Check] = []
+        if "$ref" in node:
+            target = node["$ref"]
+            ref_file, _, pointer = target.partition("#")
+            ref_name = ref_file.replace(".schema.json", "") if ref_file else file
+            checks.append(self.ref(ref_name, pointer))
+        if "type" in node:
+            names = node["type"] if isinstance(node["type"], list) else [node["type"]]
+            test = _type_test(names)
+            label = " or ".join(names)
+            lo, hi, above = node.get("minimum"), node.get("maximum"), node.get("exclusiveMinimum")
+            bounded = lo is not None or hi is not None or above is not None
+
+            def check_type(v: Any, p: str, test: Callable = test, label: str = label) -> str | None:
+                if test(v):
+                    # Bounds inline: the commonest node is a bounded number, one call instead of several.
+                    if bounded and type(v) in (int, float):
+                        if lo is not None and v < lo:
+                            return f"{_where(p)} is {v}, below {lo}"
+                        if hi is not None and v > hi:
+                            return f"{_where(p)} is {v}, above {hi}"
+                        if above is not None and v <= above:
+                            return f"{_where(p)} is {v}, must be above {above}"
+                    return None
+                if isinstance(v, float) and not math.isfinite(v):
+                    return f"{_where(p)} is not finite"
+                return f"{_where(p)} is {a_json_type(v)}, not {label}"
+            checks.append(check_type)
+        if "const" in node:
+            const = node["const"]
+            checks.append(lambda v, p, c=const: None if v == c else f"{_where(p)} must be {json.dumps(c)}")
+        if "enum" in node:
+            allowed = node["enum"]
+            shown = ", ".join(json.dumps(a) for a in allowed)
+            checks.append(lambda v, p, a=tuple(allowed), s=shown:
+                          None if (v in a and not isinstance(v, bool)) else f"{_where(p)} is {json.dumps(v)[:40]}, not one of {s}")
+        if "type" not in node:
+            self._numeric(node, checks)
+        self._strings(node, checks)
+        self._objects(node, file, checks)
+        self._arrays(node, file, checks)
+        for key in ("anyOf", "oneOf"):
+            if key in node:
+                alts = [(_gate(sub, file), self.compile(sub, file)) for sub in node[key]]
+
+                def check_any(v: Any, p: str, alts: list = alts) -> str | None:
+                    first = None
+                    t = type(v)
+                    for gate, alt in alts:
+                        if gate is not None and t not in gate:
+                            continue
+                        err = alt(v, p)
+                        if err is None:
+                            return None
+                        first = first or err
+                    if first is None:  # no branch takes this type: let the first one say why
+                        first = alts[0][1](v, p)
+                    return first
+                checks.append(check_any)
+        if "allOf" in node:
+            checks.extend(self.compile(sub, file) for sub in node["allOf"])
+        if len(checks) == 1:
+            return checks[0]
+
+        def check_all(v: Any, p: str, checks: list = checks) -> str | None:
+            for c in checks:
+                err = c(v, p)
+                if err is not None:
+                    return err
+            return None
+        return check_all
+
+    @staticmethod
+    def _numeric(node: dict, checks: list) -> None:
+        def is_num(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+        if "minimum" in node:
+            checks.append(lambda v, p, m=node["minimum"]: None if not is_num(v) or v >= m else f"{_where(p)} is {v}, below {m}")
+        if "maximum" in node:
+            checks.append(lambda v, p, m=node["maximum"]: None if not is_num(v) or v <= m else f"{_where(p)} is {v}, above {m}")
+        if "exclusiveMinimum" in node:
+            checks.append(lambda v, p, m=node["exclusiveMinimum"]:
+                          None if not is_num(v) or v > m else f"{_where(p)} is {v}, must be above {m}")
+
+    @staticmethod
+    def _strings(node: dict, checks: list) -> None:
+        if "minLength" in node:
+            checks.append(lambda v, p, m=node["minLength"]:
+                          None if not isinstance(v, str) or len(v) >= m else f"{_where(p)} is shorter than {m}")
+        if "pattern" in node:
+            rx = re.compile(node["pattern"])
+            checks.append(lambda v, p, rx=rx: None if not isinstance(v, str) or rx.search(v)
+                          else f"{_where(p)} is {v[:40]!r}, not in the expected form")
+
+    def _objects(self, node: dict, file: str, checks: list) -> None:
+        props = {k: self.compile(s, file) for k, s in node.get("properties", {}).items()}
+        required = tuple(node.get("required", ()))
+        extra = node.get("additionalProperties", True)
+        extra_check = self.compile(extra, file) if isinstance(extra, dict) else None
+        if not (props or required or extra is not True):
+            return
+
+        def check_obj(v: Any, p: str) -> str | None:
+            if not isinstance(v, dict):
+                return None
+            for key in required:
+                if key not in v:
+                    return f"{(p + '.') if p else ''}{key} is missing"
+            for key, value in v.items():
+                sub = f"{p}.{key}" if p else str(key)
+                c = props.get(key)
+                if c is None:
+                    if extra is False:
+                        return f"{sub} is not a known key"
+                    c = extra_check
+                if c is not None:
+                    err = c(value, sub)
+                    if err is not None:
+                        return err
+            return None
+        checks.append(check_obj)
+
+    def _arrays(self, node: dict, file: str, checks: list) -> None:
+        item = self.compile(node["items"], file) if isinstance(node.get("items"), dict) else None
+        lo, hi = node.get("minItems"), node.get("maxItems")
+        if item is None and lo is None and hi is None:
+            return
+
+        def check_arr(v: Any, p: str) -> str | None:
+            if not isinstance(v, list):
+                return None
+            if lo is not None and len(v) < lo:
+                return f"{_where(p)} has {len(v)} items, fewer than {lo}"
+            if hi is not None and len(v) > hi:
+                return f"{_where(p)} has {len(v)} items, more than {hi}"
+            if item is not None:
+                for i, x in enumerate(v):
+                    err = item(x, f"{p}[{i}]")
+                    if err is not None:
+                        return err
+            return None
+        checks.append(check_arr)
+
+
+_COMPILER = _Compiler()
 
 
 _CHECKS: dict[tuple[str, str], Check] = {}
@@ -183,23 +275,17 @@ _CHECKS: dict[tuple[str, str], Check] = {}
 def validator(name: str, pointer: str = "") -> Check:
     """A compiled check for schema ``name`` (optionally a ``$defs`` entry, e.g. ``"/$defs/record"``).
 
-    The check returns None for a conforming document, else the first problem found as text, its path
-    starting at the ``path`` it is given (``check(record, "records[3]")``).
+    A valid document is recognised by the yes/no twin of :mod:`mlee.results.schema_fast`, which builds no
+    path text; only a document it refuses goes through the validator that names the problem.
     """
     check = _CHECKS.get((name, pointer))
     if check is None:
-        from fastjsonschema import JsonSchemaValueException
+        from mlee.results.schema_fast import fast_validator
 
-        if name not in SCHEMA_FILES:
-            raise ValueError(f"unknown schema {name!r}; known: {', '.join(SCHEMA_FILES)}")
-        validate = _compiled(json.dumps({"$ref": f"{BASE_URI}{name}.schema.json" + (f"#{pointer}" if pointer else "")}))
+        named, ok = _COMPILER.ref(name, pointer), fast_validator(name, pointer)
 
         def check(v: Any, p: str) -> str | None:
-            try:
-                validate(v)
-            except JsonSchemaValueException as error:
-                return _explain(error, p)
-            return None
+            return None if ok(v) else named(v, p)
         _CHECKS[(name, pointer)] = check
     return check
 
