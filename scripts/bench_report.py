@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the schema-valid database builders the tests use
+sys.path.insert(0, str(REPO / "tests"))  # the schema-valid database builders and the browser the tests use
 sys.path.insert(0, str(REPO))
 
+from browser_driver import Browser  # noqa: E402
 from test_report_support import large_database  # noqa: E402
 
-from mlee.report.browser import Browser  # noqa: E402
 from mlee.report.build import build_report, write_report  # noqa: E402
 
 TARGET_RENDER_S = 3.0
