@@ -76,7 +76,7 @@ def main() -> int:
     parser.add_argument("--traces", type=int, default=0, metavar="POINTS",
                         help="add a power trace of POINTS samples to every record (size with traces)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mlee-bench-report-") as tmp, Browser() as browser:
+    with tempfile.TemporaryDirectory(prefix="mlee-bench-report-") as tmp, Browser(record_requests=False) as browser:
         base = measure(10, args.repeat, browser, Path(tmp), args.traces)
         big = measure(args.records, args.repeat, browser, Path(tmp), args.traces)
     print(f"{'':26}{'baseline':>12}{'measured':>12}{'ratio':>9}")

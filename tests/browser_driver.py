@@ -93,14 +93,17 @@ class Browser:
         width: Viewport width. Units: CSS pixels.
         height: Viewport height. Units: CSS pixels.
         timeout_s: Time limit of loading a page and of one driver command. Units: seconds.
+        record_requests: Keep Chromium's performance log for :attr:`requests` (it costs the page time:
+            off for benchmarks).
     """
 
     def __init__(self, executable: str | None = None, width: int = 1280, height: int = 900,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, record_requests: bool = True) -> None:
         self.executable = executable or find_chromium()
         self.width = width
         self.height = height
         self.timeout_s = timeout_s
+        self.record_requests = record_requests
         self._console: list[ConsoleEntry] = []
         self._requests: list[str] = []
         self._driver: Any = None
@@ -124,7 +127,8 @@ class Browser:
         self._profile = tempfile.mkdtemp(prefix="mlee-chromium-")
         for flag in (*OFFLINE_FLAGS, f"--user-data-dir={self._profile}", f"--window-size={self.width},{self.height}"):
             options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        logs = {"browser": "ALL", **({"performance": "ALL"} if self.record_requests else {})}
+        options.set_capability("goog:loggingPrefs", logs)
         try:
             self._driver = webdriver.Chrome(service=Service(executable_path=find_chromedriver()), options=options)
             self._driver.set_page_load_timeout(self.timeout_s)
@@ -157,7 +161,7 @@ class Browser:
             text = entry.get("message", "")
             level = _LEVELS.get(entry.get("level", ""), "info")
             self._console.append(ConsoleEntry("exception" if " Uncaught " in f" {text}" else level, text))
-        for entry in self._driver.get_log("performance"):
+        for entry in self._driver.get_log("performance") if self.record_requests else ():
             message = json.loads(entry["message"])["message"]
             if message.get("method") == "Network.requestWillBeSent":
                 self._requests.append(message["params"]["request"]["url"])
