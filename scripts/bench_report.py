@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the schema-valid database builders the tests use
+sys.path.insert(0, str(REPO / "tests"))  # the schema-valid database builders and the browser the tests use
 sys.path.insert(0, str(REPO))
 
+from browser_driver import Browser  # noqa: E402
 from test_report_support import large_database  # noqa: E402
 
-from mlee.report.browser import Browser  # noqa: E402
 from mlee.report.build import build_report, write_report  # noqa: E402
 
 TARGET_RENDER_S = 3.0
@@ -76,7 +76,7 @@ def main() -> int:
     parser.add_argument("--traces", type=int, default=0, metavar="POINTS",
                         help="add a power trace of POINTS samples to every record (size with traces)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mlee-bench-report-") as tmp, Browser() as browser:
+    with tempfile.TemporaryDirectory(prefix="mlee-bench-report-") as tmp, Browser(record_requests=False) as browser:
         base = measure(10, args.repeat, browser, Path(tmp), args.traces)
         big = measure(args.records, args.repeat, browser, Path(tmp), args.traces)
     print(f"{'':26}{'baseline':>12}{'measured':>12}{'ratio':>9}")

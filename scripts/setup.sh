@@ -2,7 +2,8 @@
 # Set up mlee in ./.venv on a fresh Debian/Ubuntu machine.
 #   scripts/setup.sh          mlee with the PyTorch extra (enough for the main job)
 #   scripts/setup.sh --test   everything the test suite needs: all extras, pytest, and the Debian tools
-#                             poppler-utils (pdftotext/pdftoppm), zbar-tools (zbarimg), chromium and
+#                             poppler-utils (pdftotext/pdftoppm), zbar-tools (zbarimg), chromium,
+#                             chromium-driver (the report's browser tests, through Selenium) and
 #                             fonts-dejavu-core (labels in Cyrillic and Arabic)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ if [ "$mode" = "--test" ]; then
   command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
   command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
   if [ ${#need[@]} -gt 0 ]; then
     sudo=""

@@ -40,6 +40,49 @@ def test_right_to_left_text_is_reversed_for_drawing_and_numbers_are_not() -> Non
     assert visual_order("abc \u0627\u0628 def") == "abc \u0628\u0627 def"
 
 
+BIDI_SAMPLE = Path(__file__).parent / "data" / "BidiCharacterTest-15.0.0-sample.txt"
+
+
+def _bidi_cases() -> list[tuple[int, str, str | None, list[str], list[int]]]:
+    cases = []
+    for number, line in enumerate(BIDI_SAMPLE.read_text(encoding="utf-8").splitlines(), 1):
+        if not line or line.startswith("#"):
+            continue
+        points, direction, _paragraph, levels, order = line.split(";")
+        text = "".join(chr(int(cp, 16)) for cp in points.split())
+        cases.append((number, text, {"0": "L", "1": "R", "2": None}[direction], levels.split(),
+                      [int(i) for i in order.split()]))
+    return cases
+
+
+def test_visual_order_passes_unicodes_bidi_character_tests() -> None:
+    cases = _bidi_cases()
+    assert len(cases) > 500 and any("\u2067" in text for _, text, *_ in cases)  # isolates are in the sample
+    failed = []
+    for number, text, base_dir, levels, order in cases:
+        removed = {text[i] for i, level in enumerate(levels) if level == "x"}  # rule X9: not in the order
+        shown = "".join(ch for ch in visual_order(text, base_dir) if ch not in removed)
+        # The file tests up to rule L2; L4 (mirroring) applies on top: odd levels show the mirrored glyph.
+        expected = "".join(_mirrored(text[i]) if int(levels[i]) % 2 else text[i] for i in order)
+        if shown != expected:
+            failed.append(number)
+    assert failed == []
+
+
+def _mirrored(ch: str) -> str:
+    from bidi.mirror import MIRRORED
+
+    return MIRRORED.get(ch, ch)
+
+
+def test_isolates_and_embeddings_are_honoured() -> None:
+    hebrew = "\u05d0\u05d1"
+    # A right-to-left isolate inside left-to-right text turns around alone; the text after it stays put.
+    assert visual_order(f"a \u2067{hebrew} (1)\u2069 b") == f"a \u2067(1) {hebrew[::-1]}\u2069 b"
+    # The same without the isolate: the bracketed number joins the Hebrew run (rule N0).
+    assert visual_order(f"a {hebrew} [1] b") == f"a [1] {hebrew[::-1]} b"
+
+
 def test_display_of_mixed_text_keeps_latin_in_place() -> None:
     shown = display("ResNet \u0633\u0644\u0627\u0645")
     assert shown.startswith("ResNet ")

@@ -1,7 +1,7 @@
 """The report in a real headless Chromium, opened from a local file with the network shut off.
 
-The browser is driven over the DevTools pipe (mlee.report.browser): it clicks, types and reads the page the way a
-user would, collects console errors and every request, and takes screenshots.
+The browser is driven by Selenium through chromium-driver (tests/browser_driver.py): it clicks, types and reads
+the page the way a user would, collects console errors and every request, and takes screenshots.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import io
 import json
 
 import pytest
+from browser_driver import Browser
 from test_report_support import chromium_or_skip, small_database
 
 from mlee.rating import load_spec, rate_database
-from mlee.report.browser import Browser
 from mlee.report.build import build_report, write_report
 
 pytestmark = pytest.mark.browser
@@ -260,13 +260,30 @@ def test_hover_names_model_environment_and_every_metric(browser, tmp_path) -> No
 
 
 def test_a_browser_that_dies_at_start_is_a_clear_error(tmp_path, monkeypatch) -> None:
-    from mlee.report.browser import BrowserUnavailable
+    from browser_driver import BrowserUnavailable
 
+    chromium_or_skip()
     fake = tmp_path / "chromium"
     fake.write_text("#!/bin/sh\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("MLEE_CHROMIUM", str(fake))
     b = Browser(timeout_s=5)
-    with pytest.raises(BrowserUnavailable, match="closed the DevTools pipe"):
+    with pytest.raises(BrowserUnavailable, match="cannot start .*chromium"):
         b.start()
-    assert b._proc is None and b._profile is None  # nothing left running or on disk
+    assert b._driver is None and b._profile is None  # nothing left running or on disk
+
+
+def test_the_driver_sees_console_errors_exceptions_and_requests(browser, tmp_path) -> None:
+    # What the report tests rely on when they find no errors and no requests: a page with them is caught.
+    page = tmp_path / "noisy.html"
+    page.write_text("<!doctype html><img src='http://example.invalid/x.png'><script>"
+                    "console.error('said ' + 'no'); setTimeout(() => { throw new Error('boom'); }, 0);"
+                    "</script>")
+    browser.console.clear()
+    browser.requests.clear()
+    browser.open(page)
+    browser.wait_for("new Promise(r => setTimeout(() => r(true), 50))")
+    levels = {e.level for e in browser.errors()}
+    texts = " ".join(e.text for e in browser.errors())
+    assert "said no" in texts and "boom" in texts and {"error", "exception"} <= levels
+    assert "http://example.invalid/x.png" in browser.requests

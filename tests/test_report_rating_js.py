@@ -10,10 +10,10 @@ import json
 import random
 
 import pytest
+from browser_driver import Browser
 from test_report_support import chromium_or_skip, legacy_database, small_database
 
 from mlee.rating import COMPOUND_MODES, compound, index_of, load_spec, rate_database, rate_index
-from mlee.report.browser import Browser
 from mlee.report.build import build_report, write_report
 
 pytestmark = pytest.mark.browser

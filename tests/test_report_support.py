@@ -39,10 +39,12 @@ def legacy_database() -> dict[str, Any]:
 
 
 def chromium_or_skip() -> str:
-    """The Chromium binary, or skip the test with the reason."""
-    from mlee.report.browser import BrowserUnavailable, find_chromium
+    """The Chromium binary (with chromium-driver and Selenium beside it), or skip the test with the reason."""
+    pytest.importorskip("selenium", reason="the browser tests drive Chromium with Selenium (pip install -e .[test])")
+    from browser_driver import BrowserUnavailable, find_chromedriver, find_chromium
 
     try:
+        find_chromedriver()
         return find_chromium()
     except BrowserUnavailable as exc:
         pytest.skip(f"headless Chromium needed: {exc}")

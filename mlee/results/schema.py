@@ -6,6 +6,10 @@ package at run time. The subset: ``type``, ``enum``, ``const``, ``properties``, 
 ``additionalProperties``, ``items``, ``minItems``/``maxItems``, ``minLength``, ``pattern``, ``minimum``/
 ``maximum``/``exclusiveMinimum``, ``anyOf``/``oneOf`` (treated as anyOf), ``allOf`` and ``$ref`` (within a file
 or to a sibling file). The test suite checks these files with the ``jsonschema`` package as well.
+
+fastjsonschema was measured in its place (issue 21): 121-131 us of CPU per merged folder (results, config,
+environment) against 64-75 us for this validator and its twin, plus about 0.1 s to compile the schemas in
+every process, so the hand-made pair stays.
 """
 
 from __future__ import annotations
