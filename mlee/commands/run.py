@@ -161,6 +161,9 @@ def register(app: typer.Typer) -> None:
                                     "figures (default: MLEE_COUNTRY or DEU)."),
         pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness of the facility for the carbon "
                                   "figure (1.0: no overhead)."),
+        mlflow: bool = typer.Option(False, "--mlflow", help="Also log the run to MLflow (see --mlflow-uri)."),
+        mlflow_uri: str = typer.Option(None, "--mlflow-uri", metavar="URI", help="MLflow tracking URI; implies "
+                                       "--mlflow (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
     ) -> int:
         """Run CMD under measurement: `mlee run -- python train.py`.
 
@@ -204,4 +207,8 @@ def register(app: typer.Typer) -> None:
         else:
             result = m.finish("failed", f"command exited with code {code}")
         message(f"mlee: {result.status}: {_summary(result)}")
+        if mlflow or mlflow_uri:
+            from mlee.export.tracking import log_finished
+
+            message(log_finished([result.folder], mlflow_uri))
         return code

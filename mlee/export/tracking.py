@@ -272,3 +272,26 @@ def log_database(db_path: str | Path, uri: str | None = None, experiment: str | 
 def runs_json(logged: list[LoggedRun]) -> str:
     """The logged runs as deterministic JSON (for ``--json``)."""
     return json.dumps([vars(r) for r in logged], sort_keys=True, indent=2) + "\n"
+
+
+def log_finished(folders: list[Path | None], uri: str | None = None) -> str:
+    """Log the experiment folders a command just finished (``--mlflow``) and say so in one line.
+
+    Folders that were never written (a run that failed before it started) are left out.
+
+    Raises:
+        OutputError: MLflow refused; the message names the folders, which keep everything measured.
+    """
+    written = [Path(f) for f in folders if f is not None and (Path(f) / "results.json").is_file()]
+    logged = []
+    for folder in written:
+        try:
+            logged.append(log_experiment(folder, uri=uri))
+        except MleeError as exc:
+            kept = ", ".join(str(f) for f in written)
+            raise type(exc)(exc.message, f"{exc.fix + '; ' if exc.fix else ''}nothing measured is lost: {kept} "
+                            "can be logged later with `mlee merge` and `mlee export mlflow DB`") from exc
+    if not logged:
+        return "mlee: no experiment folder to log to MLflow"
+    runs = ", ".join(r.run_id for r in logged)
+    return f"mlee: logged {len(logged)} run(s) to MLflow at {logged[0].tracking_uri} (run id {runs})"
