@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mlee.cli import app
 from mlee.export.figures import COLUMNS
-from results_builders import gpu_source, make_experiment, run_merge
+from results_builders import environment, gpu_source, make_experiment, run_merge
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "160"}
 CARBON = {"country": "FRA", "intensity_g_per_kwh": 56.0, "source": "test", "pue": 1.2, "emissions_g": 0.0015}
@@ -25,6 +25,7 @@ def db(tmp_path: Path) -> Path:
     make_experiment(results, name="mnv2", model="MobileNetV2", duration_s=3.0, start=dt.datetime(2026, 11, 23, 8))
     make_experiment(results, name="broken", model="VGG16", status="failed")
     make_experiment(results, name="gpu", model="ResNet50", sources=(gpu_source(0),), device="cuda")
+    make_experiment(results, name="alone", model="EfficientNetB0", env=environment(cpu_model="Other CPU"))
     out = results / "merged.json"
     assert run_merge(results, "-o", out).exit_code == 0
     return out
@@ -45,7 +46,8 @@ def test_parquet_reads_back_typed_in_pandas_and_duckdb(tmp_path, db):
     out = tmp_path / "runs.parquet"
     result = _invoke(db, "--format", "parquet", "-o", out, "--spec", "mlee")
     assert result.exit_code == 0, result.output
-    assert "wrote 5 row(s)" in result.output
+    said = " ".join(result.output.split())
+    assert "wrote 6 row(s)" in said and "(2 run(s) not rated" in said
     frame = pd.read_parquet(out)
     records = _records(db)
     assert sorted(frame["id"]) == sorted(records)
@@ -74,10 +76,12 @@ def test_parquet_reads_back_typed_in_pandas_and_duckdb(tmp_path, db):
         ratings = dict(con.execute(f"SELECT model, rating_compound FROM read_parquet('{out}') WHERE device = 'cpu' "
                                    "AND status = 'completed'").fetchall())
     # Both runs of MobileNetV2 carry the rating of their mean; the failed run has none.
-    assert set(ratings) == {"ResNet50", "MobileNetV2"} and ratings["ResNet50"] in "ABCDE"
+    assert ratings["ResNet50"] in "ABCDE" and ratings["MobileNetV2"] in "ABCDE" and ratings["EfficientNetB0"] is None
     mnv2 = frame[frame["model"] == "MobileNetV2"]
     assert mnv2["rating_compound"].nunique() == 1 and mnv2["index_energy_per_sample"].notna().all()
     assert frame[frame["status"] == "failed"]["rating_compound"].isna().all()
+    # A group without the spec's reference model is left unrated; the other groups are still rated.
+    assert frame[frame["model"] == "EfficientNetB0"][["rating_compound", "index_energy_per_sample"]].isna().all().all()
     assert (frame["rating_spec_sha256"].dropna().str.len() == 64).all()
 
 
@@ -93,7 +97,7 @@ def test_csv_reads_back_in_pandas_and_duckdb(tmp_path, db):
     records = _records(db)
     for _, row in frame.iterrows():
         assert row["per_sample_time_ms"] == records[row["id"]]["per_sample"]["time_ms"]
-    assert str(frame["estimated"].dtype) == "bool" and frame["energy_gpu_j"].isna().sum() == 4
+    assert str(frame["estimated"].dtype) == "bool" and frame["energy_gpu_j"].isna().sum() == 5
     with duckdb.connect() as con:
         total = con.execute(f"SELECT sum(energy_total_j) FROM read_csv_auto('{out}')").fetchone()[0]
     assert total == pytest.approx(sum(r["energy_j"]["total"] for r in records.values()))
@@ -104,6 +108,8 @@ def test_bad_usage_exits_2_and_writes_nothing(tmp_path, db):
     assert no_output.exit_code == 2 and "-o FILE" in no_output.output
     unknown = _invoke(db, "-o", tmp_path / "runs.xlsx")
     assert unknown.exit_code == 2 and "--format parquet or --format csv" in unknown.output
+    alone = _invoke("mlflow")
+    assert alone.exit_code == 2 and "needs the database" in alone.output
     mixed = _invoke(db, "-o", tmp_path / "x.csv", "--experiment", "e")
     assert mixed.exit_code == 2 and "put `mlflow` before the database" in mixed.output
     missing = _invoke(tmp_path / "nope.json", "-o", tmp_path / "x.csv")

@@ -10,8 +10,8 @@ import typer
 def _export_table(db_path: Path, fmt: str | None, output: Path | None, spec: str | None) -> int:
     from mlee.console import message
     from mlee.errors import UsageError
+    from mlee.export.labels import rate_records
     from mlee.export.tables import FORMATS, write_table
-    from mlee.rating import load_spec, rate_database
     from mlee.results import load_database
 
     if output is None:
@@ -20,9 +20,16 @@ def _export_table(db_path: Path, fmt: str | None, output: Path | None, spec: str
     if fmt not in FORMATS:
         raise UsageError(f"cannot tell the table format from {fmt!r}", "use --format parquet or --format csv")
     db = load_database(db_path)
-    rated = rate_database(db, load_spec(spec)) if spec is not None else None
-    path, n_rows = write_table(db, output, fmt, rated)
-    message(f"wrote {n_rows} row(s) to {path}" + (f" with ratings of spec {spec}" if spec else ""))
+    ratings = None
+    if spec is not None:
+        ratings = {ident: r.rated for ident, r in rate_records(db, spec).items()}
+    path, n_rows = write_table(db, output, fmt, ratings)
+    note = ""
+    if ratings is not None:
+        unrated = sum(1 for r in ratings.values() if r is None)
+        note = f" with ratings of spec {spec}" + (f" ({unrated} run(s) not rated: failed, not a model run, or no "
+                                                  "reference model in their group)" if unrated else "")
+    message(f"wrote {n_rows} row(s) to {path}{note}")
     return 0
 
 
@@ -73,6 +80,8 @@ def register(app: typer.Typer) -> None:
         """
         from mlee.errors import UsageError
 
+        if target == ["mlflow"]:
+            raise UsageError("`mlee export mlflow` needs the database to log", "use `mlee export mlflow DB`")
         if target[0] == "mlflow" and len(target) == 2:
             if fmt is not None or output is not None:
                 raise UsageError("--format and -o write a table, not MLflow runs",

@@ -3,7 +3,8 @@
 Parquet is written with pyarrow under an explicit schema (strings, float64, int64, bool; nulls where a figure
 was not measured), CSV with the standard library (an empty field is a null). Ratings of a chosen spec become
 extra columns: the compound letter and each metric's letter and index, the same for every run of a model that
-was rated on the mean of its runs.
+was rated on the mean of its runs, and nulls for a run that could not be rated (failed, or a group without the
+spec's reference model).
 """
 
 from __future__ import annotations
@@ -39,32 +40,25 @@ def _rating_values(r: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _ids_of(r: dict[str, Any]) -> list[str]:
-    record = r.get("record") or {}
-    ids = record.get("ids") if isinstance(record, dict) else None
-    return list(ids) if isinstance(ids, list) and ids else [str(r.get("id"))]
-
-
-def table(db: dict[str, Any], rated: list[dict[str, Any]] | None = None) -> tuple[list[tuple[str, str]],
-                                                                                   list[dict[str, Any]]]:
+def table(db: dict[str, Any], ratings: dict[str, dict[str, Any] | None] | None = None
+          ) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
     """The database as (columns, rows): columns are (name, type) pairs, rows dicts in record order.
 
     Args:
         db: A merged database (``mlee.results.load_database``).
-        rated: Rated records of ``db`` (``mlee.rating.rate_database``); None for no rating columns.
+        ratings: Record id -> its rated record (docs/design.md §4), None for a record without a rating (see
+            :func:`mlee.export.labels.rate_records`); None for no rating columns at all.
     """
     columns = [(c.name, c.kind) for c in COLUMNS]
     rows = [flat_record(record) for record in db.get("records") or []]
-    if rated is not None:
+    if ratings is not None:
+        rated = [r for r in ratings.values() if r is not None]
         extra = _rating_columns(rated)
         columns += extra
-        by_id: dict[str, dict[str, Any]] = {}
-        for r in rated:
-            for ident in _ids_of(r):
-                by_id[ident] = _rating_values(r)
         blank = {name: None for name, _ in extra}
         for row in rows:
-            row.update({**blank, **by_id.get(row["id"], {})})
+            r = ratings.get(str(row["id"]))
+            row.update({**blank, **(_rating_values(r) if r is not None else {})})
     return columns, rows
 
 
@@ -114,7 +108,7 @@ def csv_bytes(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> byt
 
 
 def write_table(db: dict[str, Any], path: str | Path, fmt: str,
-                rated: list[dict[str, Any]] | None = None) -> tuple[Path, int]:
+                ratings: dict[str, dict[str, Any] | None] | None = None) -> tuple[Path, int]:
     """Write ``db`` as a table file (atomically) and return (path, rows written).
 
     Raises:
@@ -124,7 +118,7 @@ def write_table(db: dict[str, Any], path: str | Path, fmt: str,
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown table format {fmt!r}", "use --format " + " or --format ".join(FORMATS))
-    columns, rows = table(db, rated)
+    columns, rows = table(db, ratings)
     data = parquet_bytes(columns, rows) if fmt == "parquet" else csv_bytes(columns, rows)
     path = Path(path)
     try:
