@@ -9,7 +9,7 @@
 #
 # Nothing outside DIR is written: configuration, state, spool, logs, sockets and pid files all live there, so
 # it runs beside (and never touches) a system SLURM. Packages (Debian): munge slurmctld slurmd slurm-client.
-# Exit codes: 0 ok, 2 bad usage, 3 the cluster cannot start here (the reason is on stderr; the daemons that did
+# Exit codes: 0 ok, 2 bad usage (or already running in DIR), 3 the cluster cannot start here (the reason is on stderr; the daemons that did
 # start are stopped again).
 #
 # Environment: SLURM_LOCAL_TIMEOUT_S  how long to wait for each daemon (default 30).
@@ -79,9 +79,16 @@ for tool in munged slurmctld slurmd sbatch scontrol python3; do
         cannot "$tool is not installed (Debian: apt-get install munge slurmctld slurmd slurm-client)"
 done
 
-mkdir -p "$dir"
+mkdir -p "$dir" 2>/dev/null || { echo "error: the local SLURM cannot start: cannot create $dir" >&2; exit 3; }
 dir=$(cd "$dir" && pwd)
-mkdir -p "$dir/state" "$dir/spool" "$dir/munge"
+for name in munged slurmctld slurmd; do
+    pid=$(cat "$dir/$name.pid" 2>/dev/null || true)
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+        echo "error: a local SLURM already runs in $dir ($name, pid $pid); stop it first: $0 stop $dir" >&2
+        exit 2
+    fi
+done
+mkdir -p "$dir/state" "$dir/spool" "$dir/munge" 2>/dev/null || cannot "cannot create its folders in $dir"
 chmod 0700 "$dir/munge"
 user=$(id -un)
 node=mlee-node

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlee.errors import BackendMissing, OutputError, UsageError
-from mlee.export.labels import Rated, label_png, rate_records
+from mlee.export.labels import Rated, label_bytes, rate_records
 from mlee.fsutil import atomic_write_bytes, atomic_write_text, finite
 
 START = "<!-- mlee:energy:start -->"
@@ -175,7 +175,7 @@ def update_card(db: dict[str, Any], model: str, path: str | Path, env: str | Non
     co2 = _co2(training[-1] if training else inference[-1])
     rated = rate_records(db, spec).get(str(inference[-1].get("id")), Rated(None, "not rated"))
     label_path = path.resolve().parent / LABEL_FILE if rated.rated is not None else None
-    png = label_png(rated) if rated.rated is not None else None
+    png = label_bytes(rated, "png") if rated.rated is not None else None
     card.data.co2_eq_emissions = co2
     card.text = _splice(card.text, energy_section(inference, rated, co2, LABEL_FILE if png else None))
     try:

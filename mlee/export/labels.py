@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlee.errors import MleeError
+from mlee.errors import MleeError, RatingError
 from mlee.label import dates_from_database, label_content, render
 from mlee.rating import load_spec, rate_database
 from mlee.rating.spec import Spec
@@ -59,17 +59,25 @@ def rate_records(db: dict[str, Any], spec: Spec | str | None = None) -> dict[str
             out[str(record.get("id"))] = Rated(None, reason)
         else:
             groups.setdefault(_group_key(record), []).append(record)
+    try:  # one pass over the whole database; group by group only when some group cannot be rated
+        every = rate_database(db, spec) if groups else []
+    except MleeError:
+        every = None
     for (task, env), records in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
-        try:
-            rated = rate_database(db, spec, task=task, env=env)
-        except MleeError as exc:
-            for record in records:
-                out[str(record.get("id"))] = Rated(None, f"not rated with spec {spec.name}: {exc}")
-            continue
+        if every is not None:
+            rated = [r for r in every if (r.get("task"), r.get("environment")) == (task, env)]
+        else:
+            try:
+                rated = rate_database(db, spec, task=task, env=env)
+            except MleeError as exc:
+                for record in records:
+                    out[str(record.get("id"))] = Rated(None, f"not rated with spec {spec.name}: {exc}")
+                continue
+        starts = {str(rec.get("id")): rec.get("start_utc") for rec in records}
         for r in rated:
             for ident in _ids_of(r):
-                out[ident] = Rated(r, None, dates(r) or tuple(
-                    rec["start_utc"] for rec in records if str(rec.get("id")) == ident and rec.get("start_utc")))
+                own = (starts[ident],) if isinstance(starts.get(ident), str) else ()
+                out[ident] = Rated(r, None, dates(r) or own)
     return out
 
 
@@ -89,20 +97,16 @@ def rate_new_record(record: dict[str, Any], db: dict[str, Any] | None,
     return rate_records(merged, spec).get(str(record.get("id")), Rated(None, "not rated"))
 
 
-def label_pdf(rated: Rated) -> bytes:
-    """The PDF label of a rated record (the same bytes for the same rating)."""
-    assert rated.rated is not None
-    return render(label_content(rated.rated, dates_utc=rated.dates_utc or None), "pdf").data
-
-
-def label_png(rated: Rated) -> bytes:
-    """The PNG label of a rated record.
+def label_bytes(rated: Rated, fmt: str = "pdf") -> bytes:
+    """The label of a rated record in ``fmt`` (``pdf`` or ``png``); the same bytes for the same rating.
 
     Raises:
-        BackendMissing: no raster backend and no ``pdftoppm`` (the fix names both).
+        RatingError: the record has no rating (``rated.reason`` says why).
+        BackendMissing: PNG without a raster backend or ``pdftoppm`` (the fix names both).
     """
-    assert rated.rated is not None
-    return render(label_content(rated.rated, dates_utc=rated.dates_utc or None), "png").data
+    if rated.rated is None:
+        raise RatingError(f"no label: {rated.reason}")
+    return render(label_content(rated.rated, dates_utc=rated.dates_utc or None), fmt).data
 
 
 def database_beside(folder: str | Path) -> Path | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from mlee.errors import BackendMissing, MleeError, OutputError
 from mlee.export.figures import COLUMNS, COMPONENTS, flat_record
-from mlee.export.labels import Rated, database_beside, label_pdf, rate_new_record, rate_records
+from mlee.export.labels import Rated, database_beside, label_bytes, rate_new_record, rate_records
 from mlee.fsutil import canonical_json, finite
 
 DEFAULT_EXPERIMENT = "mlee"
@@ -63,7 +63,21 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-def _mlflow_error(exc: Exception, uri: str) -> MleeError:
+def _failures() -> tuple[type[BaseException], ...]:
+    """What MLflow raises when the store refuses or cannot be reached (REST, SQL and file stores alike)."""
+    from mlflow.exceptions import MlflowException
+
+    kinds: list[type[BaseException]] = [MlflowException, OSError]
+    try:
+        from requests import RequestException
+
+        kinds.append(RequestException)
+    except ImportError:  # pragma: no cover - mlflow depends on requests
+        pass
+    return tuple(kinds)
+
+
+def _mlflow_error(exc: BaseException, uri: str) -> MleeError:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     fix = "check the tracking URI (--mlflow-uri or MLFLOW_TRACKING_URI) and that the server is running"
     if "MLFLOW_ALLOW_FILE_STORE" in str(exc):
@@ -172,7 +186,7 @@ def _artifacts(client: Any, run_id: str, record: dict[str, Any], folder: Path | 
         if rated.rated is None:
             return f"no label: {rated.reason}"
         path = Path(tmp) / "label.pdf"
-        path.write_bytes(label_pdf(rated))
+        path.write_bytes(label_bytes(rated, "pdf"))
         client.log_artifact(run_id, str(path))
         return "label.pdf"
 
@@ -228,9 +242,7 @@ def log_experiment(folder: str | Path, uri: str | None = None, experiment: str |
         experiment_id = _experiment_id(client, experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
                                        or DEFAULT_EXPERIMENT)
         return _log_record(client, uri, experiment_id, record, folder, rated)
-    except MleeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - MLflow raises many types (HTTP, SQL, file store); one message
+    except _failures() as exc:
         raise _mlflow_error(exc, uri) from exc
 
 
@@ -262,9 +274,7 @@ def log_database(db_path: str | Path, uri: str | None = None, experiment: str | 
             rated = ratings.get(str(record.get("id")), Rated(None, "not rated"))
             logged.append(_log_record(client, uri, experiment_id, record, folder if folder.is_dir() else None,
                                       rated))
-    except MleeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - see log_experiment
+    except _failures() as exc:
         raise _mlflow_error(exc, uri) from exc
     return logged
 
