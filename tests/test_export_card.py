@@ -120,6 +120,8 @@ def test_bad_usage_exits_2_and_leaves_the_card_alone(tmp_path, db):
     assert card_path.read_text() == EXISTING
     chosen = _invoke(db, "--model", "VGG16", "--env", "AMD EPYC 7B13 - PyTorch 2.14.1", "-o", card_path)
     assert chosen.exit_code == 0, chosen.output
+    folder = _invoke(db, "--model", "VGG16", "--env", "AMD EPYC 7B13 - PyTorch 2.14.1", "-o", tmp_path)
+    assert folder.exit_code == 2 and "is a folder" in folder.output
     broken = tmp_path / "broken.md"
     broken.write_text("---\nlicense: [unclosed\n---\ntext\n")
     bad = _invoke(db, "--model", "VGG16", "--env", "AMD EPYC 7B13 - PyTorch 2.14.1", "-o", broken)

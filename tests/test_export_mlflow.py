@@ -201,6 +201,12 @@ def test_mlflow_down_keeps_the_measured_folder(tmp_path, monkeypatch):
     assert json.loads((folder / "results.json").read_text())["status"] == "completed"
 
 
+def test_train_and_run_take_the_mlflow_options():
+    for command in ("train", "run", "infer"):
+        said = " ".join(_invoke(command, "--help", env={"COLUMNS": "200"}).output.split())
+        assert "--mlflow " in said and "--mlflow-uri" in said and "MLFLOW_TRACKING_URI" in said
+
+
 @pytest.mark.slow
 def test_infer_with_mlflow_logs_the_model_run(tmp_path, server):
     out = tmp_path / "out"

@@ -146,6 +146,8 @@ def _load_card(path: Path) -> tuple[Any, bool]:
     except ImportError:
         raise BackendMissing("writing a model card needs huggingface_hub, which is not installed",
                              "pip install 'mlee[hub]'") from None
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder, not a model card file", f"use -o {path / 'README.md'}")
     if not path.exists():
         return ModelCard("---\n---\n"), True
     try:
