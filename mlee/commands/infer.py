@@ -46,6 +46,9 @@ _BASELINE = typer.Option(0.0, "--baseline-s", help="Idle baseline before each mo
 _SOURCE = typer.Option(None, "--source", "-s", help="rapl, nvml, amdsmi or estimate (repeatable; default: auto-detect).")
 _COUNTRY = typer.Option(None, "--country", help="ISO alpha-3 country for the estimate and carbon figures.")
 _PUE = typer.Option(1.0, "--pue", help="Facility power usage effectiveness for the carbon figure (1.0: none).")
+_MLFLOW = typer.Option(False, "--mlflow", help="Also log each run to MLflow (see --mlflow-uri).")
+_MLFLOW_URI = typer.Option(None, "--mlflow-uri", metavar="URI", help="MLflow tracking URI; implies --mlflow "
+                           "(default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here).")
 
 
 def _progress_enabled() -> bool:
@@ -161,9 +164,10 @@ def _exit_code(outcomes: list) -> int:
     return codes.pop() if len(codes) == 1 else EXIT_FAILURE
 
 
-def execute(models: list[str], options: Any, settings: Any, as_json: bool) -> int:
+def execute(models: list[str], options: Any, settings: Any, as_json: bool,
+            mlflow: tuple[bool, str | None] = (False, None)) -> int:
     """Check every model and option (usage errors leave no folder), run the models, show the summary, and
-    choose the exit code."""
+    choose the exit code; with ``mlflow``, log the finished folders to MLflow."""
     from mlee.console import error, message, progress
     from mlee.runners.modelrun import check_models, run_models
     from mlee.runners.registry import split_model_args
@@ -179,6 +183,10 @@ def execute(models: list[str], options: Any, settings: Any, as_json: bool) -> in
     with SignalGuard(raise_first=True), progress(enabled) as bar:
         outcomes = run_models(names, options, settings, _BarProgress(bar) if enabled else None)
     training = options.task == "training"
+    if mlflow[0] or mlflow[1]:
+        from mlee.export.tracking import log_finished
+
+        message(log_finished([o.folder for o in outcomes], mlflow[1]))
     if len(outcomes) == 1 and outcomes[0].error is not None:
         exc = outcomes[0].error
         where = f"the failed run is recorded in {outcomes[0].folder}"
@@ -310,6 +318,7 @@ def register(app: typer.Typer) -> None:
         input_size: int = _INPUT_SIZE, threads: int = _THREADS, max_corrupt: float = _MAX_CORRUPT,
         output_dir: Path = _OUTPUT, interval: float = _INTERVAL, baseline_s: float = _BASELINE,
         source: list[str] = _SOURCE, country: str = _COUNTRY, pue: float = _PUE,
+        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI,
         per_layer: bool = typer.Option(False, "--per-layer",
                                        help="PyTorch or TensorFlow: also time every layer in an extra window and "
                                             "attribute its energy to layers (stored as per_layer, shown as a table)."),
@@ -330,7 +339,7 @@ def register(app: typer.Typer) -> None:
             warmup_batches=warmup_batches, repeat=repeat, input_size=input_size, threads=threads,
             max_corrupt_fraction=max_corrupt, per_layer=per_layer)
         return execute(model, options, _settings("infer", output_dir, interval, baseline_s, source, country, pue),
-                       as_json)
+                       as_json, (mlflow, mlflow_uri))
 
     @app.command("train")
     def train(
@@ -354,6 +363,7 @@ def register(app: typer.Typer) -> None:
         input_size: int = _INPUT_SIZE, threads: int = _THREADS, max_corrupt: float = _MAX_CORRUPT,
         output_dir: Path = _OUTPUT, interval: float = _INTERVAL, baseline_s: float = _BASELINE,
         source: list[str] = _SOURCE, country: str = _COUNTRY, pue: float = _PUE,
+        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI,
         as_json: bool = typer.Option(False, "--json", help="Print the runs' results as JSON instead of a table."),
     ) -> int:
         """Measure training of one or more models: `mlee train -m MobileNetV3Small --epochs 3`.
@@ -371,7 +381,7 @@ def register(app: typer.Typer) -> None:
             warmup_batches=warmup_batches, input_size=input_size, threads=threads, max_corrupt_fraction=max_corrupt,
             epochs=epochs, lr=lr, optimizer=optimizer, max_seconds=max_seconds, save_weights=save_weights)
         return execute(model, options, _settings("train", output_dir, interval, baseline_s, source, country, pue),
-                       as_json)
+                       as_json, (mlflow, mlflow_uri))
 
     @app.command("models")
     def models(

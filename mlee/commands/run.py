@@ -166,6 +166,9 @@ def register(app: typer.Typer) -> None:
                                     "figures (default: MLEE_COUNTRY or DEU)."),
         pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness of the facility for the carbon "
                                   "figure (1.0: no overhead)."),
+        mlflow: bool = typer.Option(False, "--mlflow", help="Also log the run to MLflow (see --mlflow-uri)."),
+        mlflow_uri: str = typer.Option(None, "--mlflow-uri", metavar="URI", help="MLflow tracking URI; implies "
+                                       "--mlflow (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
     ) -> int:
         """Run CMD under measurement: `mlee run -- python train.py`.
 
@@ -184,7 +187,7 @@ def register(app: typer.Typer) -> None:
         child = _Child()
         with SignalGuard(on_signal=child.forward) as guard:
             code, result = _measure_command(list(cmd), name or Path(cmd[0]).name, settings, guard, child)
-            return _finish_message(code, result, guard)
+            return _finish_message(code, result, guard, mlflow_uri if (mlflow or mlflow_uri) else False)
 
 
 def _measure_command(cmd: list[str], run_name: str, settings: Any, guard: SignalGuard,
@@ -222,12 +225,17 @@ def _measure_command(cmd: list[str], run_name: str, settings: Any, guard: Signal
     return (code if code is not None else 0), result
 
 
-def _finish_message(code: int, result: Any, guard: SignalGuard) -> int:
+def _finish_message(code: int, result: Any, guard: SignalGuard, mlflow: str | None | bool = False) -> int:
+    """Say how the run ended (and log it to MLflow when ``mlflow`` is a URI or None); returns the exit code."""
     from mlee.console import message
 
     notes = sorted(result.results.get("notes") or [], key=lambda n: not n.startswith("trace of"))
     if notes:  # a full disk or an I/O error on the side: measuring went on, the record says what was lost
         message(f"mlee: warning: {notes[0]}" + (f" (+{len(notes) - 1} more in results.json)" if len(notes) > 1 else ""))
     message(f"mlee: {result.status}: {_summary(result)}")
+    if mlflow is not False:
+        from mlee.export.tracking import log_finished
+
+        message(log_finished([result.folder], mlflow))
     interrupted = guard.exit_code()
     return interrupted if interrupted is not None else code
