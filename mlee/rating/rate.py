@@ -67,7 +67,7 @@ def _rate(db: dict[str, Any], spec: Spec, task: str | None, env: str | None,
     entries = collect(records_of(db), spec)
     selected = _select(entries, spec, db, task, env, model)
     tables = build_tables(entries, spec)
-    check_paths(tables)
+    check_paths({name: tables[name] for name in {e.task for e in selected}})  # only what is rated here
     boundaries = resolved_boundaries(spec, tables)
     summaries = summaries_by_ids(db)
     selected_groups = {(e.task, e.dataset, e.environment) for e in selected}
