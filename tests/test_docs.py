@@ -19,8 +19,9 @@ from mlee.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(```|~~~)")
-# Where a command ends: a shell operator or `--` (what follows belongs to `mlee run`'s CMD).
-_SEGMENT = re.compile(r"&&|\|\||;|\||\$\(")
+# Where a command ends: a shell operator or `--` (what follows belongs to `mlee run`'s CMD). A pipe needs spaces
+# around it, so that the alternatives of a synopsis (`[--grid quick|full] [--limit N]`) stay one command.
+_SEGMENT = re.compile(r"\s\|\|?\s|&&|;|\$\(")
 _STOP = {">", ">>", "2>", "2>&1", "--", "<", ")"}
 _PREFIX = re.compile(r"^(\$|time|sudo|env|[A-Za-z_][A-Za-z0-9_]*=\S*)$")
 _OPTION = re.compile(r"^--?[A-Za-z][\w-]*")
