@@ -70,6 +70,25 @@ def test_demo_trains_measures_and_rates_both_tasks_on_digits(tmp_path):
     assert "ResNet50 C" in tail[3] and "ResNet50 C" in tail[4] and tail[3].endswith("(energy estimated)")
 
 
+@pytest.mark.slow
+def test_demo_synthetic_measures_inference_only_as_before(tmp_path):
+    pytest.importorskip("torch")
+    out, labels = tmp_path / "results", tmp_path / "labels"
+    res = CliRunner().invoke(app, ["demo", "--dataset", "synthetic", "-o", str(out), "--labels-dir", str(labels),
+                                   "--models", "ResNet50,MobileNetV3Small", "--batch-size", "1", "--n-batches", "1",
+                                   "--repeat", "1", "--threads", "1"], env=ENV)
+    assert res.exit_code == 0, res.output
+    db = json.loads((out / "merged.json").read_text())
+    assert sorted((r["task"], r["model"]) for r in db["records"]) == [("inference", "MobileNetV3Small"),
+                                                                     ("inference", "ResNet50")]
+    for r in db["records"]:
+        assert r["status"] == "completed" and r["dataset"] == "synthetic" and r["config"]["weights"] == "none"
+        assert r["per_sample"]["energy_j"]["total"] > 0 and r["per_sample"]["energy_method"]["total"] == "estimate"
+        assert r["metrics"]["top1"] is None  # synthetic inputs: accuracy not measured, never 0
+    assert len(list(labels.glob("*.pdf"))) == 2 and not (out / "weights").exists()
+    assert res.output.strip().splitlines()[-1].startswith("inference (synthetic): ")
+
+
 def test_demo_plan_trains_then_infers_from_each_checkpoint(tmp_path):
     plan = DemoPlan("digits", ("ResNet50", "ViT-B/16"), "mlee", "pytorch", tmp_path / "runs", tmp_path / "w",
                     tmp_path / "db.json", tmp_path / "labels", tmp_path / "labels/report.html", 32, None, 2, None,
