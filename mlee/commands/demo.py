@@ -190,25 +190,26 @@ def register(app: typer.Typer) -> None:
                                         help="Where the labels and the HTML report go."),
         models: Optional[str] = typer.Option(None, "--models", "-m", show_default=False,
                                              help=f"Comma-separated models; must include the spec's reference "
-                                                  f"[default: digits {','.join(DIGITS_MODELS)}; synthetic "
-                                                  f"{','.join(DEMO_MODELS)}]."),
+                                                  f"(default: digits {','.join(DIGITS_MODELS)}; synthetic "
+                                                  f"{','.join(DEMO_MODELS)})."),
         spec: str = typer.Option("mlee", "--spec", "-s", help="Rating spec: preset name or spec file."),
         backend: str = typer.Option("pytorch", "--backend", "-b",
                                     help="pytorch or tensorflow (digits trains); synthetic also onnx."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", show_default=False,
-                                                 help="Samples per batch [default: digits 32, synthetic 8]."),
+                                                 help="Samples per batch (default: digits 32, synthetic 8)."),
         n_batches: Optional[int] = typer.Option(None, "--n-batches", show_default=False,
-                                                help="Measured inference batches per repeat [default: digits the "
-                                                     "whole held-out split, synthetic 4]."),
+                                                help="Measured inference batches per repeat (default: digits the "
+                                                     "whole held-out split, synthetic 4)."),
         repeat: int = typer.Option(2, "--repeat", help="Measured inference windows per model (mean, std and CV)."),
         epochs: int = typer.Option(2, "--epochs", help="digits: training epochs per model."),
         lr: float = typer.Option(0.001, "--lr", help="digits: learning rate of adam."),
         input_size: Optional[int] = typer.Option(None, "--input-size", show_default=False,
-                                                 help="Input size in pixels [default: digits 32, synthetic "
-                                                      "each model's own]."),
+                                                 help="Input size in pixels (default: digits 32, synthetic "
+                                                      "each model's own)."),
         train_samples: Optional[int] = typer.Option(None, "--train-samples", show_default=False,
                                                     help="digits: training samples per epoch, and held-out "
-                                                         "samples evaluated [default: all]; for quick runs."),
+                                                         "samples evaluated after each (default: all); for quick "
+                                                         "runs."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of the framework (default: all)."),
     ) -> int:
         """Train, measure, merge, rate and label a few models on data shipped with scikit-learn, then write a report.
