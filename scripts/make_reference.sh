@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 mlee=.venv/bin/mlee
 models=ResNet50,ResNet101,MobileNetV2,MobileNetV3Small,EfficientNetB0,DenseNet121,VGG16
 rm -rf results/reference labels/reference
-"$mlee" demo -o results/reference --labels-dir labels/reference --models "$models" \
+"$mlee" demo --dataset synthetic -o results/reference --labels-dir labels/reference --models "$models" \
   --batch-size 8 --n-batches 4 --repeat 3
 "$mlee" label results/reference/merged.json --all --format png -o labels/reference
 # The report picks up the PNG labels beside it.

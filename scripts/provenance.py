@@ -15,7 +15,7 @@ def main(path: str) -> str:
     db = load_database(path)
     records = db["records"]
     lines = ["# Reference database", "",
-             f"Measured by mlee {db.get('mlee_version')} with `scripts/make_reference.sh` (`mlee demo` on seeded "
+             f"Measured by mlee {db.get('mlee_version')} with `scripts/make_reference.sh` (`mlee demo --dataset synthetic` on seeded "
              "synthetic ImageNet-shaped inputs, randomly initialised weights: no downloads). Regenerate it with that "
              "script; `labels/reference/` holds the labels and the report rendered from it.", ""]
     envs = sorted({r.get("environment") or "?" for r in records})

@@ -204,7 +204,7 @@ def load(path: str | Path, device: str = "cpu") -> tuple[Predictor, list[str]]:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ResultFormatError(f"no predictor at {p}", "create one: mlee profile, mlee merge, then "
-                                "mlee fit DB -o predictor.json (see the README's prediction section)") from exc
+                                "mlee fit DB -o predictor.json (see docs/prediction.md)") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultFormatError(f"cannot read predictor {p}: {exc}") from exc
     try:

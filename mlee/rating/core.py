@@ -108,7 +108,7 @@ def letter_number(rating: str | int) -> int:
 def compound(ratings: Sequence[str | int], weights: Sequence[float], mode: str) -> str:
     """Combine per-metric ratings into one compound rating letter.
 
-    Metrics with weight 0 do not count in any mode. Modes (the README's Rating section has worked examples):
+    Metrics with weight 0 do not count in any mode. Modes (docs/rating.md has worked examples):
 
     - ``paper-median``: the 2022 paper's optimistic median. Ratings are sorted best first with a stable sort (ties
       keep the metric order given), weights normalised to sum 1; take the first metric whose cumulative weight

@@ -1,6 +1,6 @@
 """The JSON Schemas shipped in ``mlee/schema/`` and a small, fast validator for the subset they use.
 
-The schema files are the contract (the README's file-format section explains each key); this module compiles them into
+The schema files are the contract (docs/file-formats.md explains each key); this module compiles them into
 closures once per process, so validating 10,000 records costs well under a second and needs no third-party
 package at run time. The subset: ``type``, ``enum``, ``const``, ``properties``, ``required``,
 ``additionalProperties``, ``items``, ``minItems``/``maxItems``, ``minLength``, ``pattern``, ``minimum``/
