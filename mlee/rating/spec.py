@@ -18,6 +18,7 @@ from typing import Any
 
 from mlee.errors import UsageError
 from mlee.rating.core import COMPOUND_MODES
+from mlee.rating.specfile import read_spec_file
 
 PRESETS = ("mlee", "mlee-2022", "relative")
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -194,49 +195,12 @@ def load_spec(name_or_path: str | Path | Spec | dict[str, Any] | None = None) ->
         return spec_from_dict(name_or_path, source="<dict>")
     text = str(name_or_path) if name_or_path is not None else "mlee"
     if text in PRESETS:
-        return spec_from_dict(_read_file(PRESET_DIR / f"{text}.json"), source=f"preset:{text}")
+        return spec_from_dict(read_spec_file(PRESET_DIR / f"{text}.json"), source=f"preset:{text}")
     path = Path(text)
     if not path.is_file():
         hint = f"presets: {', '.join(PRESETS)}; or the path of a .json or .toml spec file"
         raise UsageError(f"no rating spec {text!r}: not a preset and no such file", hint)
-    return spec_from_dict(_read_file(path), source=str(path))
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read spec file {path}: {exc.strerror or exc}") from exc
-    try:
-        if path.suffix.lower() == ".toml":
-            data = _toml_loads(raw.decode("utf-8"))
-        else:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"spec file {path} is not UTF-8 text: {exc}") from exc
-    except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError are ValueErrors
-        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
-        raise UsageError(f"spec file {path} is not valid {kind}: {exc}",
-                         "a spec is a JSON or TOML object (see `mlee rate --help`)") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"spec file {path} must hold an object at the top level, not {type(data).__name__}")
-    return data
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a spec may hold")
-
-
-def _toml_loads(text: str) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError as exc:
-            raise UsageError("TOML specs need Python 3.11 or the tomli package",
-                             "pip install tomli, or write the spec as JSON") from exc
-    return tomllib.loads(text)
+    return spec_from_dict(read_spec_file(path), source=str(path))
 
 
 def spec_from_dict(data: dict[str, Any], source: str = "") -> Spec:
