@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pynvml
 import pytest
 
@@ -12,6 +14,7 @@ from fakes.nvml import FakeGpu, FakeNvml
 from fakes.powercap import Zone, make_powercap_tree, set_energy
 from fakes.topologies import MIG, SCENARIOS, Rig
 from mlee.errors import SourcePermissionError, SourceReadError, SourceUnavailable, UsageError
+from mlee.monitors.amdsmi import load_amdsmi
 from mlee.monitors.base import Method
 from mlee.monitors.detect import open_sources, parse_requested, probe_all
 from mlee.monitors.rapl import detect_rapl, open_rapl
@@ -205,6 +208,20 @@ def test_amdsmi_absent_is_listed_with_the_fix(tmp_path):
     probes = {p.name: p for p in probe_all(tmp_path / "none", FakeNvml([]), env={})}
     amd = probes["amdsmi"]
     assert not amd.available and "mlee[amd]" in amd.fix
+
+
+def test_amdsmi_without_rocm_prints_nothing_on_stdout(tmp_path, monkeypatch, capsys):
+    # The real package print()s its loader error and raises KeyError when libamd_smi.so
+    # is missing: stdout carries `doctor --json`, so that text must end up in the reason.
+    (tmp_path / "amdsmi.py").write_text(
+        "print('/opt/rocm/lib/libamd_smi.so: cannot open shared object file')\n"
+        "raise KeyError('libamd_smi.so')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "amdsmi", raising=False)
+    with pytest.raises(SourceUnavailable, match="libamd_smi.so: cannot open") as caught:
+        load_amdsmi()
+    assert "mlee[amd]" in caught.value.fix
+    assert capsys.readouterr().out == ""
 
 
 def test_amdsmi_permission_and_named_source_failures(tmp_path):

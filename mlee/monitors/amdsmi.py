@@ -16,6 +16,7 @@ Visible GPUs: ``ROCR_VISIBLE_DEVICES`` (indices or UUIDs) chooses among all GPUs
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import threading
 import time
@@ -45,13 +46,18 @@ def load_amdsmi(amdsmi: Any = None) -> Any:
     """
     if amdsmi is not None:
         return amdsmi
+    # The package print()s its loader errors to stdout on import; stdout carries
+    # mlee's data (``doctor --json``), so the text is caught and put in the reason.
+    printed = io.StringIO()
     try:
-        import amdsmi as module
+        with contextlib.redirect_stdout(printed):
+            import amdsmi as module
     except ImportError as exc:
         raise SourceUnavailable("the amdsmi package is not installed", fix=INSTALL_FIX) from exc
     except Exception as exc:  # noqa: BLE001 - the package raises KeyError when libamd_smi.so is missing
-        raise SourceUnavailable(f"amdsmi cannot load the ROCm library: {type(exc).__name__}: {exc}",
-                                fix=INSTALL_FIX) from exc
+        said = " ".join(printed.getvalue().split())
+        raise SourceUnavailable(f"amdsmi cannot load the ROCm library: {type(exc).__name__}: {exc}"
+                                + (f" ({said})" if said else ""), fix=INSTALL_FIX) from exc
     return module
 
 
