@@ -12,8 +12,9 @@ Ways, interleaved per repeat so that a busy machine hurts all of them alike:
 - ``python work.py`` and ``mlee run -- python work.py``: the workload as its own program, timed inside it.
 
 Prints per way the workload's wall time (median of the repeats) and its ratio to its baseline, the CPU seconds of
-the monitor's sampling thread (as a share of one core), and start/stop latencies; then start + stop of the first
-session in a fresh process. mlee reads RAPL when readable here, else a powercap tree in a temporary folder (the
+the monitor's sampling (mlee: its sampler process during the session; as a share of one core), and start/stop
+latencies; then start + stop of the first session in a fresh process, the sampler process's one-off start-up
+CPU and the machine's load average. mlee reads RAPL when readable here, else a powercap tree in a temporary folder (the
 same file reads as sysfs), plus the psutil host trace.
 
 Targets (issue 13): at 10 Hz < 1 % wall and < 1 % of one core; at 100 Hz < 3 % wall; under ``mlee run`` < 1 %
@@ -102,9 +103,10 @@ def run_mlee(n: int, root: str, out: Path, interval_s: float) -> dict:
     stopped = time.perf_counter()
     # thread_time() of the sampler as the record keeps it: exact, unlike psutil's 10 ms ticks
     sampler = m.result.results["sampler"]
-    # The sampler process's whole CPU, start-up included, when it ran in one; else the thread's.
+    # The sampler process's CPU during this session when it ran in one (its start-up, paid once per measured
+    # process, is reported apart); else the thread's.
     threads_cpu_s = sampler.get("process_cpu_s", sampler["thread_cpu_s"])
-    return {"wall_s": done - started, "monitor_cpu_s": threads_cpu_s,
+    return {"wall_s": done - started, "monitor_cpu_s": threads_cpu_s, "boot_cpu_s": sampler.get("process_boot_cpu_s"),
             "start_s": started - t, "stop_s": stopped - done, "samples": m.result.sources[0]["n_samples"]}
 
 
@@ -182,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()
     n = calibrate(args.work_s)
     with tempfile.TemporaryDirectory(prefix="mlee-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -224,8 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"start+stop, mlee (sampler process): warm {warm_ms:.1f} ms (target < 100); first session in a fresh "
           f"process {first_start_ms + first_stop_ms:.1f} ms = start {first_start_ms:.1f} + stop {first_stop_ms:.1f} "
           "(target < 300)")
+    boots = [r["boot_cpu_s"] for way in ("mlee 10 Hz", "mlee 100 Hz") for r in runs[way] if r.get("boot_cpu_s")]
     print(f"mlee samples per run at 10 Hz: {[r['samples'] for r in runs['mlee 10 Hz']]}; mon_cpu_s: mlee's "
-          "whole sampler process (start-up included) or its thread; codecarbon's threads by psutil (10 ms ticks)")
+          "sampler process during the session (or its thread); codecarbon's threads by psutil (10 ms ticks)")
+    print(f"sampler process start-up, paid once per measured process (later sessions reuse it): "
+          f"{', '.join(f'{1000 * b:.0f}' for b in boots) or 'none started'} ms CPU")
+    print(f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}, after: "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

@@ -60,7 +60,7 @@ def _error(exc: BaseException) -> tuple:
     return ("error", "MleeError", f"sampler process: {type(exc).__name__}: {exc}", "set MLEE_DEBUG=1 and report it")
 
 
-def _warm_up() -> None:
+def _warm_up(done: threading.Event) -> None:
     """Load what sessions need next (trace writers and psutil first, then package versions for
     ``environment.json`` and numpy for ``power/stats.json``) while the measured process prepares the folder
     and runs its workload, so that the first session's edges wait for as little of it as possible."""
@@ -76,6 +76,8 @@ def _warm_up() -> None:
     import mlee.results.statsfile
     import numpy  # noqa: F401 - the trace statistics use it
 
+    done.set()
+
 
 def main(fd: int) -> None:
     """Entry of the sampler process: ``fd`` is its end of the socket pair. Serves sessions until it closes."""
@@ -88,11 +90,12 @@ def main(fd: int) -> None:
     conn = Connection(fd)
     boot_cpu_s = time.process_time()
     reused = False
+    warm = threading.Event()
     try:
         while True:
             message = conn.recv()
             if message[0] == "open":
-                if not serve(conn, message[1], boot_cpu_s=None if reused else boot_cpu_s):
+                if not serve(conn, message[1], warm, boot_cpu_s=None if reused else boot_cpu_s):
                     return
                 reused = True
             # anything else ("abort" of a session that already ended) is stale: ignored
@@ -100,10 +103,11 @@ def main(fd: int) -> None:
         return
 
 
-def serve(conn: Any, spec: WorkerSpec, boot_cpu_s: float | None = None) -> bool:
+def serve(conn: Any, spec: WorkerSpec, warm: threading.Event, boot_cpu_s: float | None = None) -> bool:
     """One session: open, then answer the measured process until it stops. False when the connection is gone.
 
-    ``boot_cpu_s``: the CPU this process spent starting, for its first session (None for later ones).
+    ``warm`` is set once :func:`_warm_up` has loaded everything; ``boot_cpu_s``: the CPU this process spent
+    starting, for its first session (None for later ones).
     """
     from mlee.monitors.detect import open_sources
 
@@ -119,7 +123,7 @@ def serve(conn: Any, spec: WorkerSpec, boot_cpu_s: float | None = None) -> bool:
                                      getattr(s, "max_interval_s", None)) for s in opened.sources],
                list(opened.first), list(opened.skipped)))
     if boot_cpu_s is not None:  # the first session: load the rest while the measured process makes the folder
-        threading.Thread(target=_warm_up, name="mlee-warm-up", daemon=True).start()
+        threading.Thread(target=_warm_up, args=(warm,), name="mlee-warm-up", daemon=True).start()
     try:
         message = conn.recv()
     except (EOFError, OSError):
@@ -128,7 +132,7 @@ def serve(conn: Any, spec: WorkerSpec, boot_cpu_s: float | None = None) -> bool:
     if message[0] != "folder":
         opened.close_all()
         return True
-    cpu = {"boot_cpu_s": boot_cpu_s, "cpu0_s": cpu0_s}
+    cpu = {"boot_cpu_s": boot_cpu_s, "cpu0_s": cpu0_s, "warm": warm}
     return _run(conn, opened, cpu, *message[1:])
 
 
@@ -169,7 +173,13 @@ def _stop(sampler: Any, sink: Any, env: Any, folder: Path, cpu: dict) -> tuple:
     error = env.join()
     if error:
         lines.append(f"environment.json not written: {error}")
-    lines += store_trace_stats(folder)
+    if cpu["warm"].is_set():
+        lines += store_trace_stats(folder)
+    else:
+        # A first session shorter than this process's loading (a few tenths of a second): waiting ~0.1 s for
+        # numpy to cache the statistics of traces that short would cost more than parsing them at merge.
+        lines.append("power/stats.json not written (the session ended while the sampler process was still "
+                     "loading); mlee merge will parse the traces")
     # This session's CPU in this process (the interpreter's start-up is reported once, by its first session).
     stats = {**sampler.stats(), "process_cpu_s": time.process_time() - cpu["cpu0_s"],
              "process_boot_cpu_s": cpu["boot_cpu_s"] or 0.0, "process_reused": cpu["boot_cpu_s"] is None}
