@@ -103,9 +103,16 @@ def session(name):
 with session("first"):
     pass
 print(process_pool().idle_pids()[0], flush=True)
-if sys.argv[1] == "kill":
+if sys.argv[1] in ("kill", "fork"):
     m = session("killed").start()
     print(m.folder, flush=True)
+    if sys.argv[1] == "fork":  # a fork (a data loader's worker) keeps a copy of the socket open
+        import os
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        print(child, flush=True)
     time.sleep(60)
 """
 
@@ -133,3 +140,17 @@ def test_a_killed_measured_process_takes_its_sampler_process_along_and_keeps_the
     rows = (folder / "power" / "rapl_package-0.csv").read_text().splitlines()
     assert len(rows) > 10  # header + samples at 20 Hz for 1.5 s, not only the first row
     assert json.loads((folder / "results.json").read_text())["status"] == "running"  # merge marks it interrupted
+
+
+def test_the_sampler_process_ends_with_the_measured_process_even_when_a_fork_outlives_it(tmp_path, tree):
+    proc = run_script(tmp_path, tree, "fork")
+    pid = int(proc.stdout.readline())
+    proc.stdout.readline()
+    fork_pid = int(proc.stdout.readline())
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert gone(pid, within_s=10.0)
+        assert not gone(fork_pid, within_s=0.1)  # the fork still holds the socket: the sampler saw no end-of-file
+    finally:
+        os.kill(fork_pid, signal.SIGKILL)

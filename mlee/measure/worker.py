@@ -88,6 +88,7 @@ def main(fd: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     conn = Connection(fd)
+    threading.Thread(target=_watch_parent, args=(fd, os.getppid()), name="mlee-parent-watch", daemon=True).start()
     boot_cpu_s = time.process_time()
     reused = False
     warm = threading.Event()
@@ -101,6 +102,17 @@ def main(fd: int) -> None:
             # anything else ("abort" of a session that already ended) is stale: ignored
     except (EOFError, OSError):
         return
+
+
+def _watch_parent(fd: int, parent_pid: int) -> None:
+    """End the conversation when the measured process is gone even though the socket stays open (a fork of it
+    still holds a copy): the blocked ``recv`` then sees end-of-file and this process stops as it would."""
+    import socket
+
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def serve(conn: Any, spec: WorkerSpec, warm: threading.Event, boot_cpu_s: float | None = None) -> bool:
