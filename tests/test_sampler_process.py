@@ -48,6 +48,7 @@ def gone(pid: int, within_s: float = 15.0) -> bool:
 
 
 def test_later_sessions_reuse_the_sampler_process_and_stay_exact(tmp_path, tree):
+    jsonschema = pytest.importorskip("jsonschema")
     energies, pids, reused = [], [], []
     for i in range(3):
         with session(tmp_path, tree, f"s{i}") as m:
@@ -64,6 +65,9 @@ def test_later_sessions_reuse_the_sampler_process_and_stay_exact(tmp_path, tree)
             traces = json.loads((m.folder / "power" / "stats.json").read_text())["traces"]
             assert traces["rapl_package-0.csv"]["channels"]["energy_j"]["max"] == pytest.approx(2.5)
         assert m.result.status == "completed"
+        for name in ("results", "environment", "config"):  # what the sampler process wrote is mlee's format
+            schema = json.loads((REPO / "mlee" / "schema" / f"{name}.schema.json").read_text())
+            jsonschema.validate(json.loads((m.folder / f"{name}.json").read_text()), schema)
     assert energies == pytest.approx([2.5, 2.5, 2.5])
     assert reused[1:] == [True, True]
     assert len(set(pids)) == 1, pids  # one process served all three
@@ -154,3 +158,25 @@ def test_the_sampler_process_ends_with_the_measured_process_even_when_a_fork_out
         assert not gone(fork_pid, within_s=0.1)  # the fork still holds the socket: the sampler saw no end-of-file
     finally:
         os.kill(fork_pid, signal.SIGKILL)
+
+
+def test_an_edge_cut_short_by_ctrl_c_does_not_shift_later_answers(tmp_path, tree, monkeypatch):
+    from multiprocessing.connection import Connection
+
+    real_recv = Connection.recv
+    m = session(tmp_path, tree, "cut").start()
+
+    def interrupted(self):  # Ctrl-C lands while the measured process waits: the answer stays in the pipe
+        monkeypatch.setattr(Connection, "recv", real_recv)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Connection, "recv", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with m.window("cut"):
+            pass
+    set_energy(tree, "intel-rapl:0", 2_000_000)  # +1 J between the cut edge and the next window
+    with m.window("next") as w:
+        set_energy(tree, "intel-rapl:0", 4_000_000)  # +2 J inside it
+    m.finish()
+    assert w.record["energy_j"]["cpu"] == pytest.approx(2.0)  # not 3.0: the late answer was not taken for this edge
+    assert m.result.energy_j["total"] == pytest.approx(3.0)

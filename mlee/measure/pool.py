@@ -178,6 +178,7 @@ class RemoteSampler:
         self._stats: dict = {}
         self.log_lines: list[str] = []
         self._lock = threading.Lock()  # one request and its answer at a time, whichever thread asks
+        self._owed = 0  # replies still to come for requests whose caller was interrupted (Ctrl-C)
 
     def _call(self, message: tuple, timeout_s: float | None = None) -> Any:
         with self._lock:
@@ -185,12 +186,20 @@ class RemoteSampler:
 
     def _call_locked(self, message: tuple, timeout_s: float | None) -> Any:
         try:
+            for _ in range(self._owed):  # answers to requests a signal cut short: read, so that replies match
+                self._conn.recv()
+                self._owed -= 1
             if message:
                 self._conn.send(message)
-            if timeout_s is not None and not self._conn.poll(timeout_s):
-                self._give_up()
-                raise errors.MleeError("the sampler process did not answer", fix="set MLEE_DEBUG=1 and report it")
-            reply = self._conn.recv()
+            try:
+                if timeout_s is not None and not self._conn.poll(timeout_s):
+                    self._give_up()
+                    raise errors.MleeError("the sampler process did not answer",
+                                           fix="set MLEE_DEBUG=1 and report it")
+                reply = self._conn.recv()
+            except KeyboardInterrupt:
+                self._owed += 1
+                raise
         except (EOFError, OSError) as exc:
             self._give_up()
             raise errors.MleeError("the sampler process ended unexpectedly",
@@ -206,6 +215,8 @@ class RemoteSampler:
             self._proc = None
 
     def _release(self) -> None:
+        if self._proc is not None and self._owed:  # a late reply is still on its way: never hand it to a session
+            self._give_up()
         if self._proc is not None:
             self._pool.release(self._proc)
             self._proc = None
