@@ -180,3 +180,13 @@ def test_an_edge_cut_short_by_ctrl_c_does_not_shift_later_answers(tmp_path, tree
     m.finish()
     assert w.record["energy_j"]["cpu"] == pytest.approx(2.0)  # not 3.0: the late answer was not taken for this edge
     assert m.result.energy_j["total"] == pytest.approx(3.0)
+
+
+def test_a_fresh_process_whose_first_open_failed_still_loads_and_writes_the_statistics(tmp_path, tree):
+    process_pool().close()  # the next session starts a fresh sampler process
+    with pytest.raises(SourceUnavailable):
+        session(tmp_path, tmp_path / "no-powercap", "bad").start()
+    with session(tmp_path, tree, "later") as m:
+        time.sleep(2.0)  # longer than the process's loading
+    assert m.result.results["sampler"]["process_reused"] is True
+    assert "rapl_package-0.csv" in json.loads((m.folder / "power" / "stats.json").read_text())["traces"]

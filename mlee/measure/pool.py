@@ -1,10 +1,10 @@
 """The measured process's side of the sampler process (:mod:`mlee.measure.worker`): start, reuse, end.
 
-Starting an interpreter costs about 0.1 s of CPU and most of a session's start-up, so a measured process keeps
-its sampler process between sessions: the first session starts it (or :func:`prestart` did, a little earlier),
+Starting an interpreter and loading what sampling needs costs 0.1-0.2 s of CPU and was most of a session's
+start-up and stop, so a measured process keeps its sampler process between sessions: the first session starts it (or :func:`prestart` did, a little earlier),
 later sessions only send "open" and "stop" messages to it. One idle process is kept per measured process; a
-second session running at the same time gets its own. A process that misbehaved (no answer, a broken pipe) is
-never reused. The pool belongs to the process that made it: a fork of the measured process starts its own, and
+second session running at the same time gets its own. A process that misbehaved (no answer, a broken pipe) or
+still owes the answer to a request whose caller a Ctrl-C interrupted is never reused. The pool belongs to the process that made it: a fork of the measured process starts its own, and
 the idle process ends when the measured process ends (its end of the socket closes; nothing is left running).
 """
 

@@ -60,23 +60,35 @@ def _error(exc: BaseException) -> tuple:
     return ("error", "MleeError", f"sampler process: {type(exc).__name__}: {exc}", "set MLEE_DEBUG=1 and report it")
 
 
-def _warm_up(done: threading.Event) -> None:
-    """Load what sessions need next (trace writers and psutil first, then package versions for
-    ``environment.json`` and numpy for ``power/stats.json``) while the measured process prepares the folder
-    and runs its workload, so that the first session's edges wait for as little of it as possible."""
-    import mlee.monitors.host
-    import mlee.monitors.sampler
-    import mlee.results.layout
-    import mlee.results.tracefile  # noqa: F401
-    from mlee import environment
-    import mlee.measure.record
+class WarmUp:
+    """Loads what sessions need next, once, in a thread: trace writers and psutil first, then package versions
+    for ``environment.json`` and numpy for ``power/stats.json``. It starts when the first session's sources are
+    open, so that it runs while the measured process prepares the folder and runs its workload."""
 
-    environment.package_versions()
-    environment.cpu_facts()
-    import mlee.results.statsfile
-    import numpy  # noqa: F401 - the trace statistics use it
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    done.set()
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._load, name="mlee-warm-up", daemon=True)
+            self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            import mlee.monitors.host
+            import mlee.monitors.sampler
+            import mlee.results.layout
+            import mlee.results.tracefile  # noqa: F401
+            from mlee import environment
+            import mlee.measure.record
+
+            environment.package_versions()
+            environment.cpu_facts()
+            import mlee.results.statsfile
+            import numpy  # noqa: F401 - the trace statistics use it
+        finally:  # a failure here shows where the module is used, with its own message
+            self.done.set()
 
 
 def main(fd: int) -> None:
@@ -91,7 +103,7 @@ def main(fd: int) -> None:
     threading.Thread(target=_watch_parent, args=(fd, os.getppid()), name="mlee-parent-watch", daemon=True).start()
     boot_cpu_s = time.process_time()
     reused = False
-    warm = threading.Event()
+    warm = WarmUp()
     try:
         while True:
             message = conn.recv()
@@ -115,11 +127,11 @@ def _watch_parent(fd: int, parent_pid: int) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-def serve(conn: Any, spec: WorkerSpec, warm: threading.Event, boot_cpu_s: float | None = None) -> bool:
+def serve(conn: Any, spec: WorkerSpec, warm: WarmUp, boot_cpu_s: float | None = None) -> bool:
     """One session: open, then answer the measured process until it stops. False when the connection is gone.
 
-    ``warm`` is set once :func:`_warm_up` has loaded everything; ``boot_cpu_s``: the CPU this process spent
-    starting, for its first session (None for later ones).
+    ``warm`` loads the rest of what sessions need; ``boot_cpu_s``: the CPU this process spent starting, for its
+    first session (None for later ones).
     """
     from mlee.monitors.detect import open_sources
 
@@ -134,8 +146,7 @@ def serve(conn: Any, spec: WorkerSpec, warm: threading.Event, boot_cpu_s: float 
     conn.send(("opened", [SourceCopy(s.name, s.domain, s.method, s.detail, getattr(s, "min_interval_s", 0.0) or 0.0,
                                      getattr(s, "max_interval_s", None)) for s in opened.sources],
                list(opened.first), list(opened.skipped)))
-    if boot_cpu_s is not None:  # the first session: load the rest while the measured process makes the folder
-        threading.Thread(target=_warm_up, args=(warm,), name="mlee-warm-up", daemon=True).start()
+    warm.start()  # (once) load the rest while the measured process makes the folder
     try:
         message = conn.recv()
     except (EOFError, OSError):
@@ -185,7 +196,7 @@ def _stop(sampler: Any, sink: Any, env: Any, folder: Path, cpu: dict) -> tuple:
     error = env.join()
     if error:
         lines.append(f"environment.json not written: {error}")
-    if cpu["warm"].is_set():
+    if cpu["warm"].done.is_set():
         lines += store_trace_stats(folder)
     else:
         # A first session shorter than this process's loading (a few tenths of a second): waiting ~0.1 s for
