@@ -11,9 +11,11 @@ Ways, interleaved per repeat so that a busy machine hurts all of them alike:
 - ``codecarbon``: ``OfflineEmissionsTracker`` at its 1 s minimum;
 - ``python work.py`` and ``mlee run -- python work.py``: the workload as its own program, timed inside it.
 
-Prints per way the workload's wall time (median of the repeats) and its ratio to its baseline, the CPU seconds of
-the monitor's sampling thread (as a share of one core), and start/stop latencies; then start + stop of the first
-session in a fresh process. mlee reads RAPL when readable here, else a powercap tree in a temporary folder (the
+Prints per way the workload's wall time (median of the repeats) and its ratio to its baseline (also as the median
+of the ratios to the baseline's run in the same repeat, ``paired %``), the CPU seconds of the monitor's sampling
+(mlee: its sampler process during the session; as a share of one core), and start/stop latencies; then start +
+stop of the first session in a fresh process, the sampler process's one-off start-up CPU and the machine's load
+average. mlee reads RAPL when readable here, else a powercap tree in a temporary folder (the
 same file reads as sysfs), plus the psutil host trace.
 
 Targets (issue 13): at 10 Hz < 1 % wall and < 1 % of one core; at 100 Hz < 3 % wall; under ``mlee run`` < 1 %
@@ -102,9 +104,10 @@ def run_mlee(n: int, root: str, out: Path, interval_s: float) -> dict:
     stopped = time.perf_counter()
     # thread_time() of the sampler as the record keeps it: exact, unlike psutil's 10 ms ticks
     sampler = m.result.results["sampler"]
-    # The sampler process's whole CPU, start-up included, when it ran in one; else the thread's.
+    # The sampler process's CPU during this session when it ran in one (its start-up, paid once per measured
+    # process, is reported apart); else the thread's.
     threads_cpu_s = sampler.get("process_cpu_s", sampler["thread_cpu_s"])
-    return {"wall_s": done - started, "monitor_cpu_s": threads_cpu_s,
+    return {"wall_s": done - started, "monitor_cpu_s": threads_cpu_s, "boot_cpu_s": sampler.get("process_boot_cpu_s"),
             "start_s": started - t, "stop_s": stopped - done, "samples": m.result.sources[0]["n_samples"]}
 
 
@@ -162,7 +165,7 @@ def run_program(n: int, work_py: Path, root: str, out: Path, under_mlee: bool, i
     return {"wall_s": float(proc.stdout.strip().splitlines()[0]), "monitor_cpu_s": 0.0, "start_s": 0.0, "stop_s": 0.0}
 
 
-def first_session_ms(root: str, out: Path, tries: int = 3) -> tuple[float, float]:
+def first_session_ms(root: str, out: Path, tries: int = 5) -> tuple[float, float]:
     """Median start and stop of the first session in a fresh process. Units: milliseconds."""
     import subprocess
 
@@ -182,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()
     n = calibrate(args.work_s)
     with tempfile.TemporaryDirectory(prefix="mlee-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -198,17 +202,19 @@ def main(argv: list[str] | None = None) -> int:
             "mlee run 10 Hz": lambda: run_program(n, work_py, root, tmp / "run", True, 0.1),
         }
         runs: dict[str, list[dict]] = {way: [] for way in ways}
+        order = list(ways)
         for repeat in range(args.repeats):
-            for way, call in ways.items():
-                runs[way].append(call())
+            # each repeat starts at another way, so that a load that rises during a repeat hurts every way alike
+            for way in order[repeat % len(order):] + order[:repeat % len(order)]:
+                runs[way].append(ways[way]())
             print(f"repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
         first_start_ms, first_stop_ms = first_session_ms(root, tmp / "first")
 
     baseline_of = {way: ("python work.py" if way.startswith(("python", "mlee run")) else "unmonitored") for way in runs}
     print(f"workload: {n} iterations, about {args.work_s:g} s; mlee on {root_note}; codecarbon "
           f"{_version('codecarbon')} at 1 s; {os.cpu_count()} CPUs; {args.repeats} interleaved repeats, medians")
-    header = (f"{'way':18} {'wall_s':>8} {'baseline':>15} {'+wall %':>8} {'mon_cpu_s':>10} {'% of core':>10} "
-              f"{'start_ms':>9} {'stop_ms':>8}")
+    header = (f"{'way':18} {'wall_s':>8} {'baseline':>15} {'+wall %':>8} {'paired %':>9} {'mon_cpu_s':>10} "
+              f"{'% of core':>10} {'start_ms':>9} {'stop_ms':>8}")
     print(header)
     print("-" * len(header))
     for way, results in runs.items():
@@ -217,15 +223,23 @@ def main(argv: list[str] | None = None) -> int:
         cpu = statistics.median(r["monitor_cpu_s"] for r in results)
         start = statistics.median(r["start_s"] for r in results)
         stop = statistics.median(r["stop_s"] for r in results)
-        print(f"{way:18} {wall:8.3f} {baseline_of[way]:>15} {100 * (wall / base - 1):+8.2f} {cpu:10.4f} "
+        # the same repeat's run of the baseline: neighbours in time share the machine's load
+        paired = statistics.median(r["wall_s"] / b["wall_s"] - 1 for r, b in zip(results, runs[baseline_of[way]]))
+        print(f"{way:18} {wall:8.3f} {baseline_of[way]:>15} {100 * (wall / base - 1):+8.2f} {100 * paired:+9.2f} "
+              f"{cpu:10.4f} "
               f"{100 * cpu / (wall + start + stop):10.3f} {1000 * start:9.1f} {1000 * stop:8.1f}")
     warm = runs["mlee 10 Hz"][1:] or runs["mlee 10 Hz"]
     warm_ms = 1000 * statistics.median(r["start_s"] + r["stop_s"] for r in warm)
     print(f"start+stop, mlee (sampler process): warm {warm_ms:.1f} ms (target < 100); first session in a fresh "
           f"process {first_start_ms + first_stop_ms:.1f} ms = start {first_start_ms:.1f} + stop {first_stop_ms:.1f} "
           "(target < 300)")
+    boots = [r["boot_cpu_s"] for way in ("mlee 10 Hz", "mlee 100 Hz") for r in runs[way] if r.get("boot_cpu_s")]
     print(f"mlee samples per run at 10 Hz: {[r['samples'] for r in runs['mlee 10 Hz']]}; mon_cpu_s: mlee's "
-          "whole sampler process (start-up included) or its thread; codecarbon's threads by psutil (10 ms ticks)")
+          "sampler process during the session (or its thread); codecarbon's threads by psutil (10 ms ticks)")
+    print(f"sampler process start-up, paid once per measured process (later sessions reuse it): "
+          f"{', '.join(f'{1000 * b:.0f}' for b in boots) or 'none started'} ms CPU")
+    print(f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}, after: "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Where a session's sources are opened and sampled: in a sampler process (the default) or in a thread.
 
-The sampler process (:mod:`mlee.measure.worker`) keeps periodic sampling off the measured interpreter. A
+The sampler process (:mod:`mlee.measure.worker`, started and reused by :mod:`mlee.measure.pool`) keeps periodic sampling off the measured interpreter. A
 session falls back to a thread in its own process when it was handed hardware stand-ins that cannot cross a
 process boundary (a fake NVML or amdsmi, an estimator, a clock or sleep: tests), when it samples in the foreground only
 (``background=False``), or when ``MLEE_SAMPLER=thread`` asks for it.
@@ -35,13 +35,15 @@ def open_for_session(settings: SessionSettings, edges: dict, clock: Callable[[],
     """
     requested = list(settings.sources) if settings.sources else None
     if wants_process(edges):
-        from mlee.measure.worker import RemoteSampler, WorkerSpec
+        from mlee.measure.pool import RemoteSampler
+        from mlee.measure.worker import WorkerSpec
 
         root = edges.get("powercap_root")
         spec = WorkerSpec(requested, str(Path(root).resolve()) if root is not None else None, settings.country,
                           dict(os.environ))
         proxy = RemoteSampler(spec)
         try:
+            _load_start_path()  # while the sampler process opens the sources
             return proxy.open(), proxy
         except BaseException:
             proxy.abort()
@@ -51,6 +53,31 @@ def open_for_session(settings: SessionSettings, edges: dict, clock: Callable[[],
     return open_sources(requested, powercap_root=edges.get("powercap_root"), nvml=edges.get("nvml"), clock=clock,
                         country=settings.country, estimator=edges.get("estimator"), sleep=edges.get("sleep") or time.sleep,
                         amdsmi=edges.get("amdsmi")), None
+
+
+def _load_start_path() -> None:
+    """What the session's start needs next, loaded while a sampler process opens the sources."""
+    import mlee.monitors.host
+    import mlee.monitors.sampler
+    import mlee.results.liveness
+    import mlee.results.tracefile  # noqa: F401
+
+
+def prestart(edges: dict) -> None:
+    """Start the sampler process of a session that will use one, ahead of its start (no-op otherwise)."""
+    if wants_process(edges):
+        from mlee.measure.pool import prestart as start_process
+
+        start_process()
+
+
+def finish_traces(proxy: Any, folder: Path) -> list[str]:
+    """After the sampler stopped: ``power/stats.json`` (the sampler process wrote it); lines for ``log.txt``."""
+    if proxy is not None:
+        return list(proxy.log_lines)
+    from mlee.results.layout import store_trace_stats
+
+    return store_trace_stats(folder)
 
 
 def start_sampling(opened: Any, proxy: Any, folder: Path, t0_s: float, interval_s: float, edges: dict,

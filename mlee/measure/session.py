@@ -31,11 +31,10 @@ from mlee.errors import MleeError, OutputError, RecordNotWritten, UsageError
 from mlee.measure.record import (Ending, EnvironmentWriter, SessionState, SourceInfo, build_results, config_json,
                                  running_results, window_record)
 from mlee.measure.result import RESERVED_KEYS, MeasurementResult, WindowHandle, status_of
-from mlee.measure.sampling import open_for_session, start_sampling
+from mlee.measure.sampling import finish_traces, open_for_session, prestart, start_sampling
 from mlee.measure.settings import MIN_INTERVAL_S, SessionSettings
 from mlee.monitors.base import Domain, Method
-from mlee.results.layout import (DEFAULT_OUTPUT_DIR, create_folder, remove_folder, store_trace_stats,
-                                 write_final_json, write_json)
+from mlee.results.layout import DEFAULT_OUTPUT_DIR, create_folder, remove_folder, write_final_json, write_json
 
 #: Longest time between two rewrites of the running results.json. Units: seconds.
 CHECKPOINT_S = 5.0
@@ -97,6 +96,7 @@ class Measurement:
         self._notes: list[str] = []
         self._workload_start: Any = None
         self._baseline: tuple | None = None
+        prestart(self._edges)  # the sampler process boots while the caller gets ready
 
     kind = property(lambda self: self.settings.kind, doc="The experiment kind (``run``, ``infer``...).")
 
@@ -169,7 +169,8 @@ class Measurement:
         self.id = self.folder.name
         self._process = process_identity()
         write_json(self.folder, "config.json", config_json(self.name, self.settings, self.interval_s))
-        self._env = EnvironmentWriter(self.folder, self._opened.sources, self._opened.skipped, self._edges["nvml"])
+        if self._proxy is None:  # a sampler process writes environment.json itself, off this interpreter
+            self._env = EnvironmentWriter(self.folder, self._opened.sources, self._opened.skipped, self._edges["nvml"])
         if self._edges["write_log"]:
             self._log_fh = open(self.folder / "log.txt", "a", encoding="utf-8")
         self._sampler, self._sink = start_sampling(self._opened, self._proxy, self.folder, self._t0_s, self.interval_s,
@@ -332,7 +333,7 @@ class Measurement:
         end = self._sampler.stop()
         self._join_environment()
         self._close_mark(end)
-        for line in store_trace_stats(self.folder):
+        for line in finish_traces(self._proxy, self.folder):
             self.log(line)
         truncated = self._sink.truncated()
         for channel, info in sorted(truncated.items()):

@@ -1,22 +1,28 @@
-"""Periodic sampling outside the measured interpreter: a small sampler process and its proxy.
+"""The sampler process: periodic sampling outside the measured interpreter (the child side).
 
 A background thread in the measured process costs the workload more than its own CPU: every wake-up takes the
-interpreter lock from the workload. So, where it can, the session samples in a child process: a fresh interpreter
-(``python -c``, never a fork: safe after torch or CUDA initialised, and it never re-runs the user's script) that
-talks to the session over a socket pair with multiprocessing's framing. The child opens the sources, runs the :class:`~mlee.monitors.sampler.Sampler` with its
-thread, streams the traces and rewrites the running ``results.json``; the measured process holds a
-:class:`RemoteSampler` whose calls are answered over a pipe. Window edges are exact: the session blocks while the
-child reads every source (a pipe round trip, well under a millisecond). The child stops when the session stops,
-or when the measured process dies (its end of the pipe closes).
+interpreter lock from the workload. So, where it can, a session samples in a child process: a fresh interpreter
+(``python -S -c``, never a fork: safe after torch or CUDA initialised, and it never re-runs the user's script)
+that talks to the measured process over a socket pair with multiprocessing's framing. The parent side, which
+starts, reuses and ends these processes, is :mod:`mlee.measure.pool`.
 
-What the child needs of a source: that opening the session's requested names again (``open_sources`` with the
-same ``requested`` list, powercap root, country and environment) opens the same sources; each source's
-``name``, ``domain``, ``method``, ``detail``, ``min_interval_s`` and ``max_interval_s`` are sent back by value.
+One sampler process serves the sessions of its measured process one after another. For each it opens the
+sources, runs a :class:`~mlee.monitors.sampler.Sampler` with its thread, streams the traces, rewrites the
+running ``results.json``, writes ``environment.json`` and, at the end, ``power/stats.json``; then it closes the
+sources and waits for the next session. Window edges stay exact: the session blocks while this process reads
+every source (a pipe round trip, well under a millisecond), so edges are read in the measured process's time
+order. This process ends when its end of the socket closes: the measured process ended, died or let it go.
+
+Messages (tuples, first item the kind): ``("open", WorkerSpec)`` -> ``("opened", sources, first, skipped)`` or
+an error; then ``("folder", ...)`` -> ``("ready",)``, or ``("abort",)``; then ``sample``, ``state``,
+``follow``, ``flush`` and finally ``("stop",)`` -> ``("ok", (end, summary, stats, truncated, log_lines))``.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,13 +31,10 @@ from typing import Any
 from mlee import errors
 from mlee.monitors.base import Domain, Method, Reading
 
-#: How long the measured process waits for the sampler process to open the sources. Units: seconds.
-OPEN_TIMEOUT_S = 120.0
-
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What the sampler process is started with (all by value)."""
+    """What the sampler process opens for one session (all by value)."""
 
     requested: list[str] | None
     powercap_root: str | None
@@ -51,28 +54,45 @@ class SourceCopy:
     max_interval_s: float | None = None
 
 
-@dataclass
-class RemoteOpened:
-    """Like :class:`~mlee.monitors.detect.OpenedSources`, for sources opened in the sampler process."""
-
-    sources: list[SourceCopy]
-    first: list[Reading]
-    skipped: list[dict]
-    proxy: RemoteSampler
-
-    def close_all(self) -> None:
-        """Release everything (a start that failed): the sampler process closes its sources and exits."""
-        self.proxy.abort()
-
-
 def _error(exc: BaseException) -> tuple:
     if isinstance(exc, errors.MleeError):
         return ("error", type(exc).__name__, exc.message, exc.fix)
     return ("error", "MleeError", f"sampler process: {type(exc).__name__}: {exc}", "set MLEE_DEBUG=1 and report it")
 
 
+class WarmUp:
+    """Loads what sessions need next, once, in a thread: trace writers and psutil first, then package versions
+    for ``environment.json`` and numpy for ``power/stats.json``. It starts when the first session's sources are
+    open, so that it runs while the measured process prepares the folder and runs its workload."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._load, name="mlee-warm-up", daemon=True)
+            self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            import mlee.monitors.host
+            import mlee.monitors.sampler
+            import mlee.results.layout
+            import mlee.results.tracefile  # noqa: F401
+            from mlee import environment
+            import mlee.measure.record
+
+            environment.package_versions()
+            environment.cpu_facts()
+            import mlee.results.statsfile
+            import numpy  # noqa: F401 - the trace statistics use it
+        finally:  # a failure here shows where the module is used, with its own message
+            self.done.set()
+
+
 def main(fd: int) -> None:
-    """Entry of the sampler process: ``fd`` is its end of the socket pair; the spec comes first."""
+    """Entry of the sampler process: ``fd`` is its end of the socket pair. Serves sessions until it closes."""
     import signal
     from multiprocessing.connection import Connection
 
@@ -80,43 +100,68 @@ def main(fd: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     conn = Connection(fd)
+    threading.Thread(target=_watch_parent, args=(fd, os.getppid()), name="mlee-parent-watch", daemon=True).start()
+    boot_cpu_s = time.process_time()
+    reused = False
+    warm = WarmUp()
     try:
-        serve(conn, conn.recv())
+        while True:
+            message = conn.recv()
+            if message[0] == "open":
+                if not serve(conn, message[1], warm, boot_cpu_s=None if reused else boot_cpu_s):
+                    return
+                reused = True
+            # anything else ("abort" of a session that already ended) is stale: ignored
     except (EOFError, OSError):
-        pass
+        return
 
 
-def serve(conn: Any, spec: WorkerSpec) -> None:
-    """The sampler process: open, then answer the measured process until it stops or goes away."""
+def _watch_parent(fd: int, parent_pid: int) -> None:
+    """End the conversation when the measured process is gone even though the socket stays open (a fork of it
+    still holds a copy): the blocked ``recv`` then sees end-of-file and this process stops as it would."""
+    import socket
+
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def serve(conn: Any, spec: WorkerSpec, warm: WarmUp, boot_cpu_s: float | None = None) -> bool:
+    """One session: open, then answer the measured process until it stops. False when the connection is gone.
+
+    ``warm`` loads the rest of what sessions need; ``boot_cpu_s``: the CPU this process spent starting, for its
+    first session (None for later ones).
+    """
     from mlee.monitors.detect import open_sources
 
+    cpu0_s = time.process_time()
     os.environ.clear()
     os.environ.update(spec.env)
     try:
         opened = open_sources(spec.requested, powercap_root=spec.powercap_root, country=spec.country)
     except BaseException as exc:  # noqa: BLE001 - sent back to be raised in the measured process
         conn.send(_error(exc))
-        return
+        return True
     conn.send(("opened", [SourceCopy(s.name, s.domain, s.method, s.detail, getattr(s, "min_interval_s", 0.0) or 0.0,
                                      getattr(s, "max_interval_s", None)) for s in opened.sources],
                list(opened.first), list(opened.skipped)))
-    # While the measured process makes the folder, load what sampling into it needs (psutil, the trace writers).
-    import mlee.monitors.host
-    import mlee.monitors.sampler
-    import mlee.results.layout
-    import mlee.results.tracefile  # noqa: F401
+    warm.start()  # (once) load the rest while the measured process makes the folder
     try:
         message = conn.recv()
     except (EOFError, OSError):
-        message = ("abort",)
+        opened.close_all()
+        return False
     if message[0] != "folder":
         opened.close_all()
-        return
-    _run(conn, opened, *message[1:])
+        return True
+    cpu = {"boot_cpu_s": boot_cpu_s, "cpu0_s": cpu0_s, "warm": warm}
+    return _run(conn, opened, cpu, *message[1:])
 
 
-def _run(conn: Any, opened: Any, folder: str, channels: dict, t0_s: float, interval_s: float, host_pid: int,
-         checkpoint_s: float) -> None:
+def _run(conn: Any, opened: Any, cpu: dict, folder: str, channels: dict, t0_s: float, interval_s: float,
+         host_pid: int, checkpoint_s: float) -> bool:
+    from mlee.measure.record import EnvironmentWriter, running_results
     from mlee.monitors.host import HostMonitor
     from mlee.monitors.sampler import Sampler
     from mlee.results.layout import write_json
@@ -125,8 +170,6 @@ def _run(conn: Any, opened: Any, folder: str, channels: dict, t0_s: float, inter
     state: list[Any] = [None]
 
     def checkpoint(snap: Any) -> None:
-        from mlee.measure.record import running_results  # first needed seconds after the start
-
         if state[0] is not None:
             write_json(Path(folder), "results.json", running_results(replace(state[0], now=snap)))
 
@@ -137,19 +180,43 @@ def _run(conn: Any, opened: Any, folder: str, channels: dict, t0_s: float, inter
     except BaseException as exc:  # noqa: BLE001 - e.g. a full disk: the measured process says so
         opened.close_all()
         conn.send(_error(OSError(str(exc))) if not isinstance(exc, errors.MleeError) else _error(exc))
-        return
+        return True
     sampler.start()
     conn.send(("ready",))
-    _answer(conn, sampler, sink, state)
+    env = EnvironmentWriter(Path(folder), opened.sources, opened.skipped, None)
+    return _answer(conn, sampler, sink, state, env, Path(folder), cpu)
 
 
-def _answer(conn: Any, sampler: Any, sink: Any, state: list) -> None:
+def _stop(sampler: Any, sink: Any, env: Any, folder: Path, cpu: dict) -> tuple:
+    """The session's end in this process: final readings, environment.json and power/stats.json written."""
+    from mlee.results.layout import store_trace_stats
+
+    end = sampler.stop()
+    lines = []
+    error = env.join()
+    if error:
+        lines.append(f"environment.json not written: {error}")
+    if cpu["warm"].done.is_set():
+        lines += store_trace_stats(folder)
+    else:
+        # A first session shorter than this process's loading (a few tenths of a second): waiting ~0.1 s for
+        # numpy to cache the statistics of traces that short would cost more than parsing them at merge.
+        lines.append("power/stats.json not written (the session ended while the sampler process was still "
+                     "loading); mlee merge will parse the traces")
+    # This session's CPU in this process (the interpreter's start-up is reported once, by its first session).
+    stats = {**sampler.stats(), "process_cpu_s": time.process_time() - cpu["cpu0_s"],
+             "process_boot_cpu_s": cpu["boot_cpu_s"] or 0.0, "process_reused": cpu["boot_cpu_s"] is None}
+    return end, sampler.summary(), stats, sink.truncated(), lines
+
+
+def _answer(conn: Any, sampler: Any, sink: Any, state: list, env: Any, folder: Path, cpu: dict) -> bool:
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):  # the measured process is gone: keep what is on disk, stop
             sampler.stop()
-            return
+            env.join()
+            return False
         kind = message[0]
         try:
             if kind == "sample":
@@ -163,125 +230,8 @@ def _answer(conn: Any, sampler: Any, sink: Any, state: list) -> None:
                 sampler.flush()
                 conn.send(("ok", None))
             elif kind == "stop":
-                end = sampler.stop()
-                import time
-
-                # The sampler process's whole CPU (its start-up included), beside its thread's.
-                stats = {**sampler.stats(), "process_cpu_s": time.process_time()}
-                conn.send(("ok", (end, sampler.summary(), stats, sink.truncated())))
-                return
+                conn.send(("ok", _stop(sampler, sink, env, folder, cpu)))
+                return True
         except Exception as exc:  # noqa: BLE001 - answered, never a hang of the measured process
             conn.send(("error", "MleeError", f"sampler process: {type(exc).__name__}: {exc}",
                        "".join(traceback.format_exception_only(type(exc), exc)).strip()))
-
-
-class RemoteSampler:
-    """The measured process's handle on the sampler process: the :class:`Sampler` calls a session makes.
-
-    Args:
-        spec: What the sampler process opens.
-    """
-
-    def __init__(self, spec: WorkerSpec) -> None:
-        import socket
-        import subprocess
-        import sys
-        from multiprocessing.connection import Connection
-
-        import mlee
-
-        ours, theirs = socket.socketpair()
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(mlee.__file__)))
-        # -S: no site import (a fifth of the start-up); the measured process's own search path instead.
-        path = [package_root] + [p for p in sys.path if p and p != package_root]
-        boot = f"import sys; sys.path[:] = {path!r}; from mlee.measure.worker import main; main({theirs.fileno()})"
-        self._proc = subprocess.Popen([sys.executable, "-S", "-c", boot], pass_fds=(theirs.fileno(),),
-                                      stdin=subprocess.DEVNULL, close_fds=True)
-        theirs.close()
-        self._conn = Connection(ours.detach())
-        self._conn.send(spec)
-        self.interval_s = 0.0
-        self._truncated: dict = {}
-        self._summary: dict = {}
-        self._stats: dict = {}
-
-    def _call(self, message: tuple, timeout_s: float | None = None) -> Any:
-        if timeout_s is not None and not self._conn.poll(timeout_s):
-            raise errors.MleeError("the sampler process did not answer", fix="set MLEE_DEBUG=1 and report it")
-        if message:
-            self._conn.send(message)
-        try:
-            reply = self._conn.recv()
-        except (EOFError, OSError) as exc:
-            raise errors.MleeError("the sampler process ended unexpectedly",
-                                   fix="set MLEE_DEBUG=1 and report it") from exc
-        if reply[0] == "error":
-            cls = getattr(errors, reply[1], errors.MleeError)
-            raise cls(reply[2], fix=reply[3])
-        return reply
-
-    def open(self) -> RemoteOpened:
-        """Wait for the sources the sampler process opened (their errors are raised here)."""
-        reply = self._call((), timeout_s=OPEN_TIMEOUT_S)
-        _, sources, first, skipped = reply
-        return RemoteOpened(sources, first, skipped, self)
-
-    def attach(self, folder: Path, channels: dict, t0_s: float, interval_s: float, host_pid: int,
-               checkpoint_s: float) -> None:
-        """Start sampling into ``folder``; returns once the first rows are written."""
-        self.interval_s = interval_s
-        self._conn.send(("folder", str(folder), channels, t0_s, interval_s, host_pid, checkpoint_s))
-        self._call(())
-
-    def start(self) -> None:
-        """The sampler process samples from :meth:`attach` on (a no-op, for the Sampler interface)."""
-
-    def sample(self, force: bool = True) -> Any:
-        """Every source read now, in the sampler process: the cumulative energies."""
-        return self._call(("sample",))[1]
-
-    def follow(self, pid: int) -> None:
-        self._call(("follow", pid))
-
-    def flush(self) -> None:
-        self._call(("flush",))
-
-    def publish(self, state: Any) -> None:
-        """The session's state, for the running results.json the sampler process rewrites."""
-        self._conn.send(("state", state))
-
-    def stop(self) -> Any:
-        """Final readings, then the process ends; returns the final snapshot."""
-        end, self._summary, self._stats, self._truncated = self._call(("stop",))[1]
-        import threading
-
-        # The process has sent everything; its interpreter shutdown need not hold up the session's end.
-        threading.Thread(target=self._reap, name="mlee-sampler-reap", daemon=True).start()
-        return end
-
-    def _reap(self) -> None:
-        import subprocess
-
-        self._conn.close()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-
-    def abort(self) -> None:
-        try:
-            self._conn.send(("abort",))
-        except (OSError, ValueError):
-            pass
-        self._reap()
-
-    def summary(self, now_s: float | None = None) -> dict:
-        return self._summary
-
-    def stats(self) -> dict:
-        return self._stats
-
-    def truncated(self) -> dict:
-        """The traces the sampler process had to cut short, as ``TraceSink.truncated``."""
-        return self._truncated
