@@ -94,6 +94,8 @@ class KindModel:
     ranges: dict[str, tuple[float, float]]
     time_s: Target
     power_w: Target | None
+    #: Medians of the training targets (``time_s``, ``power_w``, ``energy_j``): the constant baseline.
+    baseline: dict[str, float] | None = None
 
     def in_range(self, cfg: KernelConfig) -> bool:
         f = cfg.features()
@@ -106,7 +108,8 @@ class KindModel:
     def to_json(self) -> dict:
         return {"features": list(KIND_FEATURES[self.kind]), "n_points": self.n_points,
                 "ranges": {k: list(v) for k, v in sorted(self.ranges.items())},
-                "time_s": self.time_s.to_json(), "power_w": self.power_w.to_json() if self.power_w else None}
+                "time_s": self.time_s.to_json(), "power_w": self.power_w.to_json() if self.power_w else None,
+                **({"baseline": dict(sorted(self.baseline.items()))} if self.baseline else {})}
 
 
 @dataclass(frozen=True)
@@ -186,10 +189,13 @@ def from_json(data: Any, path: str = "predictor") -> Predictor:
             n_points = int(raw["n_points"])
             time_t = _target(raw["time_s"], len(names))
             power_t = _target(raw["power_w"], len(names)) if raw.get("power_w") is not None else None
+            baseline = {str(k): float(v) for k, v in (raw.get("baseline") or {}).items()}
+            if any(not (finite(v) and v > 0) for v in baseline.values()):
+                raise ValueError("baseline values must be positive numbers")
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             detail = exc.args[0] if isinstance(exc, ValueError) and exc.args else f"missing or bad {exc}"
             raise ResultFormatError(f"{where} is malformed: {detail}", fix) from exc
-        kinds[kind] = KindModel(kind, n_points, ranges, time_t, power_t)
+        kinds[kind] = KindModel(kind, n_points, ranges, time_t, power_t, baseline or None)
     return Predictor(model_type, fp, basis, kinds)
 
 

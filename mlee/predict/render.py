@@ -119,3 +119,18 @@ def comparison_table(pred: ModelPrediction, measured: dict, speed: float | None 
         table.add_row("time ms, drift-corrected", _num(corrected), _num(measured_ms), err(corrected, measured_ms),
                       f"machine {speed:.2f}x the profile's time (speed probe)")
     return table
+
+
+def evaluation_table(scores: list[Any], title: str) -> Any:
+    """Held-out errors per kind and target beside the constant baseline (the training median)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    cols = ["kind", "target", "points", "MAPE", "RMSPE", "baseline MAPE", "baseline RMSPE", "beats baseline", "note"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("kind", "target", "beats baseline", "note") else "right")
+    for s in scores:
+        beats = {True: "yes", False: "NO", None: "-"}[s.beats_baseline]
+        table.add_row(s.kind, s.target, str(s.n), _pct(s.mape), _pct(s.rmspe), _pct(s.baseline_mape),
+                      _pct(s.baseline_rmspe), beats, _t(s.note))
+    return table

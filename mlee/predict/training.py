@@ -16,6 +16,7 @@ from mlee.errors import MleeError, UsageError
 from mlee.fsutil import finite
 from mlee.monitors.base import METHOD_STRENGTH, Method
 from mlee.predict.kernels import KERNEL_KINDS, KIND_FEATURES, KernelConfig
+from mlee.predict.polyfit import PolyModel
 from mlee.predict.predictor import KindModel, Predictor, Target
 
 #: Degrees tried for runtime and for power (power may well be a constant: degree 0).
@@ -187,7 +188,28 @@ def _weakest(methods: Iterable[str | None]) -> str | None:
     return min(found, key=lambda m: METHOD_STRENGTH[m]).value if found else None
 
 
+def _constant_cv_rmspe(y: Any, k: int = 5, seed: int = 0) -> float:
+    """Cross-validated RMSPE of the constant baseline (the training folds' median), on the folds the models use."""
+    import numpy as np
+
+    from mlee.predict import polyfit
+
+    preds = np.empty_like(y)
+    for train, test in polyfit.kfold_indices(len(y), max(2, min(k, len(y))), seed):
+        preds[test] = float(np.median(y[train]))
+    return polyfit.rmspe(y, preds)
+
+
+def constant_model(value: float, n_features: int) -> PolyModel:
+    """A constant as a degree-0 polynomial (the predictor file needs no new model type for it)."""
+    return PolyModel(0, (1.0,) * n_features, ((0,) * n_features,), (float(value),), "linear")
+
+
 def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int]) -> Target:
+    """Fit one target, then replace the model by the constant baseline (the median) when it does not beat
+    the baseline in cross-validation; ``quality["replaced"]`` then names the model it replaced."""
+    import numpy as np
+
     from mlee.predict import polyfit
 
     if model_type == "gbm":
@@ -195,14 +217,43 @@ def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int]) -> Targ
 
         model = fit_gbm(X, y)
         pred = model.predict(X)
-        quality = {"cv_rmspe": cross_validate_gbm(X, y), "rmspe": polyfit.rmspe(y, pred), "r2": polyfit.r2(y, pred)}
-        return Target(model, quality)
-    report = polyfit.fit_with_cv(X, y, degrees)
-    quality = {"degree": report.model.degree, "transform": report.model.transform,
-               "cv_rmspe": report.cv_rmspe.get(report.name),
-               "cv_rmspe_by_model": {n: (s if s != float("inf") else None) for n, s in report.cv_rmspe.items()},
-               "rmspe": report.rmspe, "r2": report.r2}
-    return Target(report.model, quality)
+        quality = {"model": "gbm", "cv_rmspe": cross_validate_gbm(X, y), "rmspe": polyfit.rmspe(y, pred),
+                   "r2": polyfit.r2(y, pred)}
+        target = Target(model, quality)
+    else:
+        report = polyfit.fit_with_cv(X, y, degrees)
+        quality = {"model": report.name, "degree": report.model.degree, "transform": report.model.transform,
+                   "cv_rmspe": report.cv_rmspe.get(report.name),
+                   "cv_rmspe_by_model": {n: (s if s != float("inf") else None) for n, s in report.cv_rmspe.items()},
+                   "rmspe": report.rmspe, "r2": report.r2}
+        target = Target(report.model, quality)
+    median = float(np.median(y))
+    if len(y) < 3:
+        return Target(target.model, {**target.quality, "median": median})
+    base_cv = _constant_cv_rmspe(y)
+    quality = {**target.quality, "median": median, "baseline_cv_rmspe": base_cv}
+    cv = quality.get("cv_rmspe")
+    if cv is not None and cv < base_cv:
+        return Target(target.model, quality)
+    pred = np.full_like(y, median)
+    quality.update({"replaced": quality["model"], "replaced_cv_rmspe": cv, "model": "constant", "degree": 0,
+                    "transform": "linear", "cv_rmspe": base_cv, "rmspe": polyfit.rmspe(y, pred),
+                    "r2": polyfit.r2(y, pred)})
+    return Target(constant_model(median, X.shape[1]), quality)
+
+
+def replacement_warnings(predictor: Predictor) -> list[str]:
+    """One line per target whose fitted model lost to the constant baseline in cross-validation."""
+    out = []
+    for kind, km in sorted(predictor.kinds.items()):
+        for name, target in (("runtime", km.time_s), ("power", km.power_w)):
+            q = target.quality if target else {}
+            if q.get("replaced"):
+                cv = q.get("replaced_cv_rmspe")
+                cv_text = "no CV error" if cv is None else f"CV RMSPE {100 * cv:.3g} %"
+                out.append(f"{kind} {name}: {q['replaced']} ({cv_text}) does not beat the constant median "
+                           f"(CV RMSPE {100 * q['cv_rmspe']:.3g} %); the constant is used")
+    return out
 
 
 def choose_clock(points: Sequence[Point], clock: str | None) -> str:
@@ -264,9 +315,12 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
         time_t = _fit_target(X, y_time, model_type, TIME_DEGREES)
         with_power = [i for i, p in enumerate(mine) if p.power_w is not None]
         power_t = None
+        baseline = {"time_s": float(np.median(y_time))}
         if len(with_power) == len(mine):
-            power_t = _fit_target(X, np.asarray([p.power_w for p in mine]), model_type, POWER_DEGREES)
-        kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t)
+            y_power = np.asarray([p.power_w for p in mine])
+            power_t = _fit_target(X, y_power, model_type, POWER_DEGREES)
+            baseline.update(power_w=float(np.median(y_power)), energy_j=float(np.median(y_time * y_power)))
+        kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t, baseline)
     first = use[0]
     basis = {"energy_method": _weakest(p.energy_method for p in use), "environment": first.environment,
              "records": sorted({p.record_id for p in use}), "n_points": len(use), "clock": clock,
@@ -282,7 +336,7 @@ def quality_rows(predictor: Predictor) -> list[dict]:
         row = {"kind": kind, "n_points": km.n_points}
         for name, target in (("time", km.time_s), ("power", km.power_w)):
             q = target.quality if target else {}
-            model = f"{q['transform']}-{q['degree']}" if q.get("transform") else None
+            model = q.get("model") or (f"{q['transform']}-{q['degree']}" if q.get("transform") else None)
             row.update({f"{name}_model": model, f"{name}_rmspe": q.get("rmspe"),
                         f"{name}_cv_rmspe": q.get("cv_rmspe"), f"{name}_r2": q.get("r2")})
         rows.append(row)
