@@ -47,7 +47,7 @@ EXIT_NOT_FOUND = 127
 EXIT_INTERRUPTED = 130
 
 #: Command modules under mlee/commands/, each with ``register(app)``; listed so --help is stable.
-COMMAND_MODULES = ("doctor", "run", "infer", "merge", "rate", "label", "report", "check", "predict", "evaluate", "demo",
+COMMAND_MODULES = ("doctor", "run", "infer", "merge", "rate", "label", "report", "check", "predict", "fit", "evaluate", "demo",
                    "export", "card")
 
 EXIT_CODES_HELP = (

@@ -1,4 +1,4 @@
-"""CLI: `mlee profile`, `mlee fit`, `mlee predict`, `mlee sweep` - energy prediction from measured kernels."""
+"""CLI: `mlee profile`, `mlee predict`, `mlee sweep` - energy prediction from measured kernels."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _print_json(data: object) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Register `profile`, `fit`, `predict` and `sweep`."""
+    """Register `profile`, `predict` and `sweep` (`fit` is in :mod:`mlee.commands.fit`)."""
 
     @app.command("profile")
     def profile(
@@ -108,15 +108,7 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             kept = ", ".join(str(f) for f in folders) or "nothing"
             raise Interrupted(f"profile interrupted; the points measured so far are kept in {kept}") from None
-        summaries = []
-        for kind, res in zip(kinds, results):
-            points = res.results.get("profile", {}).get("points", [])
-            series = "cpu_time_s" if settings.clock == "cpu" else "time_s"
-            cvs = [p[series]["robust_cv"] for p in points if p[series].get("robust_cv") is not None]
-            summaries.append({"kind": kind, "points": len(points), "stable": sum(1 for p in points if p["stable"]),
-                              "max_cv": max(cvs) if cvs else None,
-                              "energy_method": next((p["energy_method"] for p in points if p["energy_method"]), None),
-                              "folder": res.folder.name})
+        summaries = _profile_summaries(kinds, results, settings.clock)
         if as_json:
             _print_json(summaries)
         else:
@@ -131,75 +123,6 @@ def register(app: typer.Typer) -> None:
         if export is not None:
             _export_profiles(folders, export)
         message(f"next: mlee fit {output_dir} -o {DEFAULT_PREDICTOR} (or fit the database `mlee merge` makes)")
-        return 0
-
-    @app.command("fit")
-    def fit(
-        database: Path = typer.Argument(DEFAULT_DATABASE, help="Merged database (mlee merge), a results folder, "
-                                                               "a layer-data CSV or an imported layer file."),
-        kind: str = typer.Option("polynomial", "--kind", help="polynomial (NeuralPower) or gbm (needs mlee[data])."),
-        output: Path = typer.Option(DEFAULT_PREDICTOR, "--output", "-o", help="Predictor file to write."),
-        environment: str = typer.Option(None, "--environment", "-e",
-                                        help="Fit on the profiles of this environment (when there are several)."),
-        stable_only: bool = typer.Option(False, "--stable-only", help="Leave out points that never settled."),
-        clock: str = typer.Option(None, "--clock", help="Fit wall or cpu runtimes (default: the profiles' clock)."),
-        data_format: str = typer.Option("auto", "--format", help="auto, mlee (profiles or layer-data CSV), "
-                                                                 "neuralpower or nn-meter."),
-        device: str = typer.Option(None, "--device", help="Device of imported measurements (e.g. 'Jetson TX2')."),
-        kernel: str = typer.Option(None, "--kernel", help="Kernel kind of an imported file (default: its name)."),
-        test_fraction: float = typer.Option(None, "--test-fraction", help="Hold out this fraction of every "
-                                                                          "kind's points and report errors on them."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the held-out split."),
-        export: Path = typer.Option(None, "--export", help="Also write the points read as a layer-data CSV."),
-        as_json: bool = typer.Option(False, "--json", help="Print the fit quality as JSON."),
-    ) -> int:
-        """Fit per-kernel runtime and power models on profiled kernels or layer data and write them as JSON data."""
-        from mlee.console import message, out
-        from mlee.errors import UsageError
-        from mlee.predict.importers import load_points
-        from mlee.predict.render import evaluation_table, quality_table
-        from mlee.predict.training import fit_predictor, probes_from_records, quality_rows, replacement_warnings
-        from mlee.predict.training import select_environment
-
-        if kind not in ("polynomial", "gbm"):
-            raise UsageError(f"unknown predictor kind {kind!r}", "use --kind polynomial or --kind gbm")
-        points, notes, records = load_points(database, data_format, device, kind=kernel)
-        for note in notes:
-            message(f"skipped {note}")
-        points = select_environment(points, environment)
-        if export is not None:
-            from mlee.predict.layerdata import write_layer_csv
-
-            write_layer_csv(points, export)
-            message(f"wrote {len(points)} point(s) to {export} (layer-data CSV)")
-        test: list = []
-        if test_fraction is not None:
-            from mlee.predict.evaluate import split_points
-
-            points, test = split_points(points, test_fraction, seed)
-        probes = probes_from_records(records, {p.record_id for p in points})
-        predictor = fit_predictor(points, kind, stable_only, clock, probes)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        predictor.save(output)
-        rows = quality_rows(predictor)
-        scores = None
-        if test:
-            from mlee.predict.evaluate import evaluate
-
-            scores = evaluate(predictor, test)
-        if as_json:
-            _print_json({"quality": rows, "held_out": [s.to_json() for s in scores] if scores is not None else None}
-                        if test_fraction is not None else rows)
-        else:
-            out().print(quality_table(rows, kind))
-            if scores is not None:
-                out().print(evaluation_table(scores, f"Held out: {len(test)} point(s) ({test_fraction:g} of each "
-                                                     f"kind, seed {seed}); baseline = the training median"))
-        for warning in replacement_warnings(predictor):
-            message(f"warning: {warning}")
-        basis = predictor.basis
-        message(f"wrote {output}: {len(predictor.kinds)} kernel kind(s) from {basis['n_points']} points "
-                f"({basis['environment']}; {basis['clock']} clock; energy basis: {basis['energy_method'] or 'none'})")
         return 0
 
     @app.command("predict")
@@ -351,6 +274,20 @@ def register(app: typer.Typer) -> None:
                 console.print(data["fit"]["note"], markup=False, highlight=False, soft_wrap=True)
         message(f"wrote {result.folder}")
         return 0
+
+
+def _profile_summaries(kinds: tuple[str, ...], results: list, clock: str) -> list[dict]:
+    """One summary per profiled kind: points, how many settled, the worst robust CV, energy method, folder."""
+    summaries = []
+    for kind, res in zip(kinds, results):
+        points = res.results.get("profile", {}).get("points", [])
+        series = "cpu_time_s" if clock == "cpu" else "time_s"
+        cvs = [p[series]["robust_cv"] for p in points if p[series].get("robust_cv") is not None]
+        summaries.append({"kind": kind, "points": len(points), "stable": sum(1 for p in points if p["stable"]),
+                          "max_cv": max(cvs) if cvs else None,
+                          "energy_method": next((p["energy_method"] for p in points if p["energy_method"]), None),
+                          "folder": res.folder.name})
+    return summaries
 
 
 def _export_profiles(folders: list[Path], export: Path) -> None:
