@@ -160,3 +160,48 @@ def test_fit_with_test_fraction_and_evaluate_cli(tmp_path):
     assert res.exit_code == 2 and "between 0 and 1" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(app, ["evaluate", str(pred), str(data), "--format", "paleo"], env=ENV)
     assert res.exit_code == 2 and "unknown data format" in res.output
+
+
+def test_auto_chooses_a_family_per_kind_and_an_energy_route(tmp_path):
+    pytest.importorskip("sklearn")
+    from mlee.predict import predictor as P
+    from mlee.predict.evaluate import predict_point
+
+    pts = _fc_points(n=40, noise=0.01)
+    pred = fit_predictor(pts, "auto")
+    km = pred.kinds["fc"]
+    q = km.time_s.quality
+    assert set(q["cv_rmspe_by_family"]) == {"polynomial", "lasso", "huber", "random-forest", "gbm"}
+    finite = {k: v for k, v in q["cv_rmspe_by_family"].items() if v is not None}
+    assert q["model"] == min(finite, key=finite.get) and q["cv_rmspe"] == finite[q["model"]]
+    assert km.energy_choice in ("direct", "product") and km.energy_j is not None
+    eq = km.energy_j.quality
+    best = min(eq["cv_rmspe_direct"], eq["cv_rmspe_product"])
+    assert eq[f"cv_rmspe_{km.energy_choice}"] == best
+    # the file keeps family, choice and CV errors, and predicts the same after a round trip
+    path = pred.save(tmp_path / "auto.json")
+    again, _ = P.load(path)
+    assert again.model_type == "auto" and again.kinds["fc"].energy_choice == km.energy_choice
+    assert predict_point(again.kinds["fc"], pts[0]) == pytest.approx(predict_point(km, pts[0]))
+    t, w = predict_point(km, pts[0])
+    assert t == pytest.approx(pts[0].time_s, rel=0.15) and w == pytest.approx(pts[0].power_w, rel=0.15)
+
+
+def test_robust_and_sparse_families_fit_what_they_claim():
+    pytest.importorskip("sklearn")
+    from mlee.predict.families import fit_forest, fit_huber, fit_lasso
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 100, size=(60, 3))
+    y = 2.0 * X[:, 0] ** 1.5 * X[:, 1] ** 0.5  # the third feature is irrelevant
+    y_out = y.copy()
+    y_out[5] *= 0.3  # one outlier
+    huber = fit_huber(X, y_out)
+    assert huber.predict(X[6:7])[0] == pytest.approx(y[6], rel=0.02)
+    lasso = fit_lasso(X, y)
+    assert any(c == 0.0 for c in lasso.coefficients)  # terms dropped
+    third = dict(zip(lasso.exponents, lasso.coefficients))[(0, 0, 1)]
+    assert abs(third) < 0.05  # the irrelevant feature is (nearly) left out
+    assert lasso.predict(X[:5]) == pytest.approx(y[:5], rel=0.05)
+    forest = fit_forest(X, y)
+    assert len(forest.trees) == 100 and forest.predict(X[:1])[0] == pytest.approx(y[0], rel=0.3)

@@ -16,7 +16,10 @@ def register(app: typer.Typer) -> None:
     def fit(
         database: Path = typer.Argument(DEFAULT_DATABASE, help="Merged database (mlee merge), a results folder, "
                                                                "a layer-data CSV or an imported layer file."),
-        kind: str = typer.Option("polynomial", "--kind", help="polynomial (NeuralPower) or gbm (needs mlee[data])."),
+        kind: str = typer.Option("polynomial", "--kind",
+                                 help="polynomial (NeuralPower), gbm, or auto: per kind the family with the lowest "
+                                      "CV error (polynomial, lasso, huber, random-forest, gbm); gbm and auto need "
+                                      "mlee[data]."),
         output: Path = typer.Option(DEFAULT_PREDICTOR, "--output", "-o", help="Predictor file to write."),
         environment: str = typer.Option(None, "--environment", "-e",
                                         help="Fit on the profiles of this environment (when there are several)."),
@@ -40,8 +43,8 @@ def register(app: typer.Typer) -> None:
         from mlee.predict.training import fit_predictor, probes_from_records, quality_rows, replacement_warnings
         from mlee.predict.training import select_environment
 
-        if kind not in ("polynomial", "gbm"):
-            raise UsageError(f"unknown predictor kind {kind!r}", "use --kind polynomial or --kind gbm")
+        if kind not in ("polynomial", "gbm", "auto"):
+            raise UsageError(f"unknown predictor kind {kind!r}", "use --kind polynomial, gbm or auto")
         points, notes, records = load_points(database, data_format, device, kind=kernel)
         for note in notes:
             message(f"skipped {note}")

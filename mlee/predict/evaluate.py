@@ -59,8 +59,7 @@ def predict_point(km: KindModel, point: Point) -> tuple[float | None, float | No
     time_s = float(km.time_s.model.predict([cfg.feature_vector()])[0])
     if not positive(time_s):
         time_s = float(km.time_s.model.predict([km.clipped(cfg)])[0])
-    power_w = float(km.power_w.model.predict([km.clipped(cfg)])[0]) if km.power_w else None
-    return (time_s if positive(time_s) else None), (power_w if power_w is not None and positive(power_w) else None)
+    return (time_s if positive(time_s) else None), km.power_for(cfg)
 
 
 @dataclass(frozen=True)

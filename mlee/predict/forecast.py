@@ -102,11 +102,7 @@ def _eval(km: KindModel, cfg: KernelConfig) -> tuple[float | None, str]:
 
 
 def _power(km: KindModel, cfg: KernelConfig) -> float | None:
-    if km.power_w is None:
-        return None
-    # Power saturates: outside the profiled range the edge value is the honest guess.
-    value = float(km.power_w.model.predict([km.clipped(cfg)])[0])
-    return value if positive(value) else None
+    return km.power_for(cfg)
 
 
 def _elementwise_at_output(kind: str, cfg: KernelConfig) -> KernelConfig:

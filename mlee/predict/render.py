@@ -56,12 +56,17 @@ def quality_table(rows: list[dict], model_type: str) -> Any:
     table = Table(title=f"Fit quality ({model_type}): t = runtime per call, P = power, model = transform-degree "
                         "chosen by cross-validation (CV); RMSPE relative to the measured value")
     cols = ["kind", "points", "t model", "t RMSPE", "t CV RMSPE", "t R²", "P model", "P RMSPE", "P R²"]
+    energy = any(r.get("energy_choice") for r in rows)
+    cols += ["E from", "E CV RMSPE"] if energy else []
     for col in cols:
-        table.add_column(col, justify="left" if col in ("kind", "t model", "P model") else "right")
+        table.add_column(col, justify="left" if col in ("kind", "t model", "P model", "E from") else "right")
     for r in rows:
-        table.add_row(r["kind"], str(r["n_points"]), r["time_model"] or "-", _pct(r["time_rmspe"]),
-                      _pct(r["time_cv_rmspe"]), _num(r["time_r2"], ".3f"), r["power_model"] or "-",
-                      _pct(r["power_rmspe"]), _num(r["power_r2"], ".3f"))
+        cells = [r["kind"], str(r["n_points"]), r["time_model"] or "-", _pct(r["time_rmspe"]),
+                 _pct(r["time_cv_rmspe"]), _num(r["time_r2"], ".3f"), r["power_model"] or "-",
+                 _pct(r["power_rmspe"]), _num(r["power_r2"], ".3f")]
+        if energy:
+            cells += [r.get("energy_choice") or "-", _pct(r.get("energy_cv_rmspe"))]
+        table.add_row(*cells)
     return table
 
 
