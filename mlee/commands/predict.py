@@ -127,7 +127,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("predict")
     def predict(
-        model: str = typer.Option(..., "--model", "-m", help="Model name (mlee models, or any torchvision model)."),
+        model: str = typer.Option(..., "--model", "-m", help="Model name (mlee models, or any torchvision model), "
+                                                             "or an architecture file (.onnx, .pt/.pth, .keras/.h5)."),
+        input_size: int = typer.Option(None, "--input-size", min=1,
+                                       help="Input side in pixels (default: the model's; 224 for .pt and Keras files)."),
         backend: str = typer.Option("pytorch", "--backend", "-b", help="Backend (prediction decomposes PyTorch)."),
         predictor_path: Path = typer.Option(DEFAULT_PREDICTOR, "--predictor", "-p", help="Predictor file."),
         batch_size: int = typer.Option(1, "--batch-size", min=1, help="Samples per forward pass."),
@@ -145,24 +148,26 @@ def register(app: typer.Typer) -> None:
         from mlee.console import message, out
         from mlee.errors import UsageError
         from mlee.predict import predictor as P
-        from mlee.predict.decompose import decompose
+        from mlee.predict.architecture import decompose_model, is_file_model
         from mlee.predict.forecast import predict_model
-        from mlee.predict.models import build_model, resolve_model
         from mlee.predict.render import comparison_table, prediction_table
 
         if per_layer and not measure:
             raise UsageError("--per-layer needs --measure (a breakdown is measured)", "add --measure")
-        ref = resolve_model(model, backend)
+        if measure and is_file_model(model):
+            raise UsageError("--measure runs models by name; an architecture file is predicted only",
+                             "leave out --measure, or give a model name (mlee models)")
         pred_obj, warnings = P.load(predictor_path)
         for w in warnings:
             message(f"warning: {w}")
-        dec = decompose(build_model(ref, "meta"), (batch_size, 3, ref.input_size, ref.input_size), ref.name)
+        name, dec, ref = decompose_model(model, backend, batch_size, input_size)
         pred = predict_model(pred_obj, dec)
-        counts = pred.counts()
-        odd = {k: v for k, v in counts.items() if k != "ok"}
+        odd = {k: v for k, v in pred.counts().items() if k != "ok"}
         if odd:
-            message(f"{ref.name}: " + ", ".join(f"{v} layer(s) {k}" for k, v in odd.items())
-                    + (" - the total covers predicted layers only" if not pred.complete else ""))
+            cover = pred.flops_coverage
+            message(f"{name}: " + ", ".join(f"{v} layer(s) {k}" for k, v in odd.items())
+                    + (" - the total covers predicted layers only" if not pred.complete else "")
+                    + (f" ({100 * cover:.3g} % of the FLOPs)" if not pred.complete and cover is not None else ""))
         measured = None
         if measure:
             from dataclasses import replace
@@ -171,7 +176,7 @@ def register(app: typer.Typer) -> None:
 
             if threads is None:
                 threads = pred_obj.fingerprint.get("torch_threads")
-            message(f"measuring {ref.name} (batch {batch_size}, {threads or 'default'} thread(s)) ...")
+            message(f"measuring {name} (batch {batch_size}, {threads or 'default'} thread(s)) ...")
             _busy_warning()
             measured = measure_model(ref, batch_size, replace(MODEL_SETTINGS, clock=pred.clock),
                                      output_dir=str(output_dir), sources=_sources(sources), per_layer=per_layer,
@@ -185,7 +190,7 @@ def register(app: typer.Typer) -> None:
         console.print(prediction_table(pred, top))
         basis = pred.energy_basis or "no energy"
         n_threads = pred_obj.fingerprint.get("torch_threads")
-        console.print(f"{ref.name}: predicted {pred.per_sample_time_ms:.4g} ms and "
+        console.print(f"{name}: predicted {pred.per_sample_time_ms:.4g} ms and "
                       f"{'n/a' if pred.per_sample_energy_j is None else format(pred.per_sample_energy_j, '.4g')} J "
                       f"per sample with {n_threads or 'default'} torch thread(s), {pred.clock} clock (a prediction "
                       f"from {basis} measurements)", markup=False, highlight=False, soft_wrap=True)

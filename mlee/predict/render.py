@@ -79,19 +79,25 @@ def prediction_table(pred: ModelPrediction, top: int | None = None) -> Any:
         keep = {i for i, _ in sorted(layers, key=lambda il: -(il[1].time_s or 0.0))[:top]}
         layers = [(i, lp) for i, lp in layers if i in keep]
     b = pred.batch
+    total_flops = sum(lp.flops for lp in pred.layers if lp.flops is not None)
     table = Table(title=f"Predicted per-layer runtime and energy of {pred.model} (batch {b}; per sample)")
     for col, justify in (("#", "right"), ("layer", "left"), ("kernel", "left"), ("status", "left"),
                          ("time ms", "right"), ("energy J", "right"), ("note", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for i, lp in layers:
         kernel = (lp.kind or "-") + (f" ({lp.variant})" if lp.variant else "")
+        note = lp.approx
+        if lp.time_s is None and lp.flops is not None and total_flops:
+            note = "; ".join(filter(None, [note, f"{100 * lp.flops / total_flops:.2g} % of the FLOPs"]))
         table.add_row(str(i), _t(lp.name), _t(kernel), lp.status,
                       _num(lp.time_s * 1e3 / b if lp.time_s is not None else None),
-                      _num(lp.energy_j / b if lp.energy_j is not None else None), _t(lp.approx))
+                      _num(lp.energy_j / b if lp.energy_j is not None else None), _t(note))
     if len(layers) < len(pred.layers):
         table.add_row("", f"({len(pred.layers) - len(layers)} smaller layers not shown)", "", "", "", "", "")
     table.add_section()
-    note = "" if pred.complete else "covers the predicted layers only"
+    cover = pred.flops_coverage
+    note = "" if pred.complete else "covers the predicted layers only" + \
+        (f" ({100 * cover:.3g} % of the FLOPs)" if cover is not None else "")
     table.add_row("", "total", "", "complete" if pred.complete else "incomplete", _num(pred.per_sample_time_ms),
                   _num(pred.per_sample_energy_j), note)
     return table
