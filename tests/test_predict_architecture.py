@@ -127,3 +127,27 @@ def test_a_whole_pytorch_model_file_is_decomposed(tmp_path):
     torch.save(model.state_dict(), tmp_path / "weights.pt")
     with pytest.raises(UsageError, match="not a model"):
         decompose_model(str(tmp_path / "weights.pt"), "pytorch", 1)
+
+
+def test_a_keras_model_file_is_read_through_onnx(tmp_path):
+    pytest.importorskip("tf2onnx")
+    from mlee.predict.architecture import decompose_model
+    from mlee.runners.tf_backend import import_tf
+
+    import_tf()
+    import keras
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    out = keras.layers.Dense(5)(x)
+    keras.Model(inp, out).save(tmp_path / "net.keras")
+    name, dec, ref = decompose_model(str(tmp_path / "net.keras"), "pytorch", 1, 16)
+    assert name == "net.keras" and ref is None
+    kinds = [layer.kind for layer in dec.layers]
+    assert "fc" in kinds and ("conv-bn-relu" in kinds) and ("avgpool" in kinds)
+    fc = next(layer for layer in dec.layers if layer.kind == "fc")
+    assert fc.config.as_dict() == {"batch": 1, "fin": 4, "fout": 5}
