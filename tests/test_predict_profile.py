@@ -80,7 +80,8 @@ def test_profile_writes_points_that_fit_into_a_predictor(tmp_path):
     res = CliRunner().invoke(app, ["fit", str(csv_path), "-o", str(again), "--json"], env=ENV)
     assert res.exit_code == 0, res.output
     redo = json.loads(again.read_text())
-    assert redo["kernels"]["fc"]["time_s"] == data["kernels"]["fc"]["time_s"]
+    a, b = redo["kernels"]["fc"]["time_s"], data["kernels"]["fc"]["time_s"]  # same points, another order
+    assert a["model"] == b["model"] and a["quality"]["rmspe"] == pytest.approx(b["quality"]["rmspe"])
     assert redo["basis"]["energy_method"] == "estimate"
 
 

@@ -1,4 +1,4 @@
-"""CLI: `mlee profile`, `mlee predict`, `mlee sweep` - energy prediction from measured kernels."""
+"""CLI: `mlee profile`, `mlee predict` - energy prediction from measured kernels."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ DEFAULT_PREDICTOR = Path("results/predictor.json")
 DEFAULT_DATABASE = Path("results/merged.json")
 
 
-def _sources(value: str | None) -> list[str] | None:
+def power_sources(value: str | None) -> list[str] | None:
     return [s.strip() for s in value.split(",") if s.strip()] if value else None
 
 
-def _busy_warning() -> None:
+def busy_warning() -> None:
     """Warn when other processes already use more CPUs than there are: timings will not be clean."""
     import os
 
@@ -38,7 +38,7 @@ def _print_json(data: object) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Register `profile`, `predict` and `sweep` (`fit` is in :mod:`mlee.commands.fit`)."""
+    """Register `profile` and `predict` (`fit` and `sweep` have their own modules)."""
 
     @app.command("profile")
     def profile(
@@ -98,11 +98,11 @@ def register(app: typer.Typer) -> None:
         folders: list[Path] = []
         total = sum(len(c) for c in configs.values())
         message(f"profiling {total} configurations of {len(kinds)} kernel kind(s) ({grid} grid)")
-        _busy_warning()
+        busy_warning()
         try:
             with progress() as bar:
                 task = bar.add_task("profiling", total=total)
-                results = profile_kernels(kinds, configs, grid, settings, str(output_dir), _sources(sources),
+                results = profile_kernels(kinds, configs, grid, settings, str(output_dir), power_sources(sources),
                                           interval, on_point=lambda c, p: bar.advance(task),
                                           on_folder=folders.append, threads=threads)
         except KeyboardInterrupt:
@@ -177,9 +177,9 @@ def register(app: typer.Typer) -> None:
             if threads is None:
                 threads = pred_obj.fingerprint.get("torch_threads")
             message(f"measuring {name} (batch {batch_size}, {threads or 'default'} thread(s)) ...")
-            _busy_warning()
+            busy_warning()
             measured = measure_model(ref, batch_size, replace(MODEL_SETTINGS, clock=pred.clock),
-                                     output_dir=str(output_dir), sources=_sources(sources), per_layer=per_layer,
+                                     output_dir=str(output_dir), sources=power_sources(sources), per_layer=per_layer,
                                      prediction=pred.to_json(), threads=threads)
             message(f"measurement written to {measured['folder']}")
         if as_json:
@@ -204,96 +204,6 @@ def register(app: typer.Typer) -> None:
                 console.print(render_breakdown(measured["per_layer"], top))
         return 0
 
-    @app.command("sweep")
-    def sweep(
-        shapes: str = typer.Option("rectangle,trapezoid,exponential,wide_first", "--shapes",
-                                   help="Network shapes: rectangle, trapezoid, exponential, wide_first."),
-        sizes: str = typer.Option("1e3,1e4,1e5,1e6,4e6", "--sizes", help="Target parameter counts (1e4, 100k, 1M)."),
-        depths: str = typer.Option("1,2,4,8", "--depths", help="Numbers of hidden layers."),
-        dataset: str = typer.Option("digits", "--dataset", help="digits (needs mlee[data]) or synthetic."),
-        epochs: int = typer.Option(2, "--epochs", min=1, help="Fewest training epochs per network."),
-        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Training batch size."),
-        window_s: float = typer.Option(0.5, "--window-s", min=0.0,
-                                       help="Train each network at least this many seconds (measurable windows)."),
-        list_only: bool = typer.Option(False, "--list", help="Print the networks and exit; train nothing."),
-        output_dir: Path = typer.Option(Path("results"), "--output-dir", "-o", help="Where the experiment goes."),
-        sources: str = typer.Option(None, "--sources", help="Power sources (rapl, nvml, estimate); default: detect."),
-        interval: float = typer.Option(0.1, "--interval", help="Sampling interval in seconds."),
-        threads: int = typer.Option(None, "--threads", min=1, help="torch intra-op threads (default: torch's)."),
-        as_json: bool = typer.Option(False, "--json", help="Print networks and fit as JSON."),
-    ) -> int:
-        """Train MLPs over shapes, sizes and depths under measurement; fit energy per sample against FLOPs,
-        parameters and working set relative to the CPU caches, and report where the fit breaks."""
-        from mlee.console import message, out, progress
-        from mlee.errors import Interrupted
-        from mlee.predict import sweep as S
-        from mlee.predict.cache import read_cache_sizes
-        from mlee.predict.sweepfit import fit_table
-
-        shape_list = S.parse_shapes(shapes)
-        nets, notes = S.plan(shape_list, S.parse_sizes(sizes), S.parse_ints(depths, "depths"), 64, 10, batch_size)
-        for note in notes:
-            message(f"skipped {note}")
-        if dataset not in S.DATASETS:
-            S.load_dataset(dataset)  # raises with the closest name
-        cache = read_cache_sizes()
-        if not nets:
-            from mlee.errors import UsageError
-
-            raise UsageError("no network of the grid can be built", "use larger --sizes or smaller --depths")
-        if list_only:
-            rows = [{"name": n.name, "widths": list(n.widths), "parameters": n.parameters,
-                     "flops_per_sample": n.flops_per_sample, "working_set_bytes": n.working_set_bytes,
-                     "cache_level": cache.level_of(n.working_set_bytes)} for n in nets]
-            if as_json:
-                _print_json(rows)
-            else:
-                out().print(_networks_table(rows, f"{len(rows)} networks (caches from {cache.source})"))
-            return 0
-        from mlee.predict.builders import torch_threads
-
-        folders: list[Path] = []
-        _busy_warning()
-        try:
-            with progress() as bar, torch_threads(threads):
-                task = bar.add_task("training", total=len(nets))
-                result, data = S.run_sweep(nets, dataset, epochs, window_s, cache, str(output_dir), _sources(sources),
-                                           interval, on_network=lambda e: bar.advance(task),
-                                           on_folder=folders.append)
-        except KeyboardInterrupt:
-            kept = ", ".join(str(f) for f in folders) or "nothing"
-            raise Interrupted(f"sweep interrupted; the networks trained so far are kept in {kept}") from None
-        if as_json:
-            _print_json(data)
-        else:
-            console = out()
-            console.print(_networks_table(data["networks"], f"{len(data['networks'])} networks on {dataset}"))
-            for table in fit_table(data["fit"]):
-                console.print(table)
-            for brk in data["fit"].get("breaks", []):
-                console.print(f"break: {brk['text']}", markup=False, highlight=False, soft_wrap=True)
-            if data["fit"].get("models") and not data["fit"].get("breaks"):
-                console.print("no break: energy per FLOP does not rise by 25 % or more between cache levels",
-                              markup=False, highlight=False, soft_wrap=True)
-            if data["fit"].get("note"):
-                console.print(data["fit"]["note"], markup=False, highlight=False, soft_wrap=True)
-        message(f"wrote {result.folder}")
-        return 0
-
-
-def _profile_summaries(kinds: tuple[str, ...], results: list, clock: str) -> list[dict]:
-    """One summary per profiled kind: points, how many settled, the worst robust CV, energy method, folder."""
-    summaries = []
-    for kind, res in zip(kinds, results):
-        points = res.results.get("profile", {}).get("points", [])
-        series = "cpu_time_s" if clock == "cpu" else "time_s"
-        cvs = [p[series]["robust_cv"] for p in points if p[series].get("robust_cv") is not None]
-        summaries.append({"kind": kind, "points": len(points), "stable": sum(1 for p in points if p["stable"]),
-                          "max_cv": max(cvs) if cvs else None,
-                          "energy_method": next((p["energy_method"] for p in points if p["energy_method"]), None),
-                          "folder": res.folder.name})
-    return summaries
-
 
 def _export_profiles(folders: list[Path], export: Path) -> None:
     """Write the points of freshly profiled experiment folders as a layer-data CSV."""
@@ -309,24 +219,15 @@ def _export_profiles(folders: list[Path], export: Path) -> None:
     message(f"wrote {len(points)} point(s) to {export} (layer-data CSV)")
 
 
-def _networks_table(rows: list[dict], title: str) -> object:
-    from rich.table import Table
-
-    table = Table(title=title)
-    cols = ["network", "widths", "params", "MFLOP/sample", "working set", "cache"]
-    trained = rows and "per_sample" in rows[0]
-    if trained:
-        cols += ["ms/sample", "mJ/sample", "test top-1"]
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("network", "widths", "cache") else "right",
-                         no_wrap=col == "network", overflow="fold")
-    for r in rows:
-        widths = r["widths"] if len(r["widths"]) <= 4 else r["widths"][:3] + ["..."]
-        cells = [r["name"], ",".join(str(w) for w in widths), str(r["parameters"]),
-                 f"{r['flops_per_sample'] / 1e6:.3g}", f"{r['working_set_bytes'] / 2**10:.0f} KiB", r["cache_level"]]
-        if trained:
-            e = r["per_sample"]["energy_j"]
-            cells += [f"{r['per_sample']['time_ms']:.3g}", f"{e * 1e3:.3g}" if e is not None else "n/a",
-                      f"{100 * r['test_top1']:.1f} %"]
-        table.add_row(*cells)
-    return table
+def _profile_summaries(kinds: tuple[str, ...], results: list, clock: str) -> list[dict]:
+    """One summary per profiled kind: points, how many settled, the worst robust CV, energy method, folder."""
+    summaries = []
+    for kind, res in zip(kinds, results):
+        points = res.results.get("profile", {}).get("points", [])
+        series = "cpu_time_s" if clock == "cpu" else "time_s"
+        cvs = [p[series]["robust_cv"] for p in points if p[series].get("robust_cv") is not None]
+        summaries.append({"kind": kind, "points": len(points), "stable": sum(1 for p in points if p["stable"]),
+                          "max_cv": max(cvs) if cvs else None,
+                          "energy_method": next((p["energy_method"] for p in points if p["energy_method"]), None),
+                          "folder": res.folder.name})
+    return summaries
