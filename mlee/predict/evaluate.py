@@ -97,8 +97,8 @@ def _errors(measured: Any, predicted: Any) -> tuple[float, float]:
     return float(np.mean(np.abs(rel))), float(np.sqrt(np.mean(rel ** 2)))
 
 
-def _measured(point: Point, target: str, clock: str) -> float | None:
-    time_s = point.runtime(clock)
+def _measured(point: Point, target: str, clock: str, probe_ref_s: float | None = None) -> float | None:
+    time_s = point.runtime(clock, probe_ref_s)
     if target == "runtime":
         return time_s
     if point.power_w is None:
@@ -110,7 +110,8 @@ def evaluate(predictor: Predictor, points: Sequence[Point], clock: str | None = 
     """Score ``predictor`` on ``points`` per kind and target, beside the constant baseline.
 
     Args:
-        clock: ``wall`` or ``cpu`` runtimes of the points (default: the predictor's clock).
+        clock: ``wall`` or ``cpu`` runtimes of the points (default: the predictor's clock). Points with
+            speed-probe times are scaled to the predictor's reference probe speed first, as in fitting.
 
     Raises:
         UsageError: no points.
@@ -120,6 +121,8 @@ def evaluate(predictor: Predictor, points: Sequence[Point], clock: str | None = 
     if not points:
         raise UsageError("no points to evaluate on", "give layer data or profiles with measured runtimes")
     clock = clock or predictor.basis.get("clock") or "wall"
+    # runtimes scaled to the machine speed the predictor was fit at, as its training runtimes were
+    probe_ref = predictor.basis.get("probe_ref_s")
     scores: list[Score] = []
     for kind in KERNEL_KINDS:
         mine = [p for p in points if p.config.kind == kind]
@@ -133,7 +136,7 @@ def evaluate(predictor: Predictor, points: Sequence[Point], clock: str | None = 
         for target, key in TARGETS:
             rows = []
             for p, (t, w) in zip(mine, preds):
-                y = _measured(p, target, clock)
+                y = _measured(p, target, clock, probe_ref)
                 guess = t if target == "runtime" else (w if target == "power" else (t * w if t and w else None))
                 if y is not None and y > 0:
                     rows.append((y, guess))
