@@ -53,8 +53,9 @@ def quality_table(rows: list[dict], model_type: str) -> Any:
     """Fit quality per kind: RMSPE (in-sample, cross-validated) and R² of runtime and power."""
     from rich.table import Table
 
-    table = Table(title=f"Fit quality ({model_type}): t = runtime per call, P = power, model = transform-degree "
-                        "chosen by cross-validation (CV); RMSPE relative to the measured value")
+    table = Table(title=f"Fit quality ({model_type}): t = runtime per call, P = power, E = energy; model = "
+                        "transform-degree or family chosen by cross-validation (CV), constant where the median "
+                        "did better; RMSPE relative to the measured value")
     cols = ["kind", "points", "t model", "t RMSPE", "t CV RMSPE", "t R²", "P model", "P RMSPE", "P R²"]
     energy = any(r.get("energy_choice") for r in rows)
     cols += ["E from", "E CV RMSPE"] if energy else []
