@@ -18,6 +18,7 @@ power product can be scored against a direct energy model on the same points.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ RF_TREES = 100
 def _sklearn() -> Any:
     try:
         import sklearn.ensemble  # noqa: F401
+        import sklearn.exceptions  # noqa: F401
         import sklearn.linear_model  # noqa: F401
     except ImportError as exc:
         raise BackendMissing("--kind auto needs scikit-learn, which is not installed",
@@ -59,7 +61,10 @@ def fit_lasso(X: Any, y: Any, seed: int = 0) -> PolyModel:
     lm = _sklearn().linear_model
     A, scale, exps = _log_design(X, 2)
     reg = lm.LassoCV(cv=min(5, len(y)), random_state=seed, max_iter=20000, fit_intercept=True)
-    reg.fit(A[:, 1:], np.log(y))
+    with warnings.catch_warnings():
+        # small penalties on a few dozen points often stop short of the tolerance; the CV score judges the fit
+        warnings.simplefilter("ignore", _sklearn().exceptions.ConvergenceWarning)
+        reg.fit(A[:, 1:], np.log(y))
     coefs = [float(reg.intercept_)] + [float(c) for c in reg.coef_]
     return PolyModel(2, scale, tuple(exps), tuple(coefs), "log")
 
@@ -71,7 +76,9 @@ def fit_huber(X: Any, y: Any, seed: int = 0) -> PolyModel:
     lm = _sklearn().linear_model
     A, scale, exps = _log_design(X, 1)
     reg = lm.HuberRegressor(epsilon=1.35, alpha=1e-4, max_iter=1000, fit_intercept=True)
-    reg.fit(A[:, 1:], np.log(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _sklearn().exceptions.ConvergenceWarning)
+        reg.fit(A[:, 1:], np.log(y))
     coefs = [float(reg.intercept_)] + [float(c) for c in reg.coef_]
     return PolyModel(1, scale, tuple(exps), tuple(coefs), "log")
 
