@@ -47,8 +47,8 @@ EXIT_NOT_FOUND = 127
 EXIT_INTERRUPTED = 130
 
 #: Command modules under mlee/commands/, each with ``register(app)``; listed so --help is stable.
-COMMAND_MODULES = ("doctor", "run", "infer", "merge", "rate", "label", "report", "check", "predict", "demo", "export",
-                   "card")
+COMMAND_MODULES = ("doctor", "run", "infer", "merge", "rate", "label", "report", "check", "predict", "fit", "evaluate",
+                   "sweep", "demo", "export", "card")
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no usable power source or device, 4 permission denied, "

@@ -11,6 +11,12 @@ kernel power). The issue's target is a runtime MAPE under 15 %.
     .venv/bin/python scripts/bench_predict.py --predictor results/predictor.json
     .venv/bin/python scripts/bench_predict.py --profile        # profile the quick grid first (~5-10 min)
     .venv/bin/python scripts/bench_predict.py --reduced ...    # 8 cheaper models, shorter windows
+    .venv/bin/python scripts/bench_predict.py --held-out results --held-out-only   # kernels held out
+
+``--held-out DATA`` (profiles, a database or a layer-data CSV) first fits on 70 % of every kernel kind's
+points and scores the other 30 % (``mlee fit --test-fraction 0.3``) over several seeds, and prints the
+median runtime and energy MAPE per kind beside the constant baseline (the training median); the
+target is under 15 % for conv, depthwise conv and fc, each beating the baseline.
 
 On a machine shared with other work, use ``--threads 1`` (the default here) for both the profile and
 this script, and read the figures with the load average it prints.
@@ -80,6 +86,37 @@ def _baseline(predictor) -> tuple[float, float | None]:
     return statistics.median(rates), (statistics.median(powers) if powers else None)
 
 
+def held_out(data: Path, kinds: list[str], seeds: int, fraction: float = 0.3) -> None:
+    """Median over seeds of held-out MAPE per kind and target, beside the constant baseline."""
+    from mlee.predict.evaluate import evaluate, split_points
+    from mlee.predict.importers import load_points
+    from mlee.predict.training import fit_predictor
+
+    points = load_points(data)[0]
+    table: dict[tuple[str, str, str], list[float]] = {}
+    for model_type in kinds:
+        for seed in range(seeds):
+            train, test = split_points(points, fraction, seed)
+            for s in evaluate(fit_predictor(train, model_type), test):
+                if s.mape is not None:
+                    table.setdefault((model_type, s.kind, s.target), []).append(s.mape)
+                if s.baseline_mape is not None:
+                    table.setdefault(("constant", s.kind, s.target), []).append(s.baseline_mape)
+    print(f"held out {fraction:g} of every kind's points of {data}, {seeds} seed(s); median MAPE:")
+    cols = [*kinds, "constant"]
+    print(f"{'kind':16} {'target':8} " + " ".join(f"{c:>11}" for c in cols) + "  target <15 % and beats constant")
+    for kind in sorted({k for _, k, _ in table}):
+        for target in ("runtime", "power", "energy"):
+            vals = {c: statistics.median(table[(c, kind, target)]) for c in cols if (c, kind, target) in table}
+            if not vals:
+                continue
+            best = min((v for c, v in vals.items() if c != "constant"), default=None)
+            verdict = "-" if best is None or "constant" not in vals else \
+                ("met" if best < 0.15 and best < vals["constant"] else "NOT met")
+            print(f"{kind:16} {target:8} " + " ".join(f"{100 * vals[c]:10.1f}%" if c in vals else f"{'n/a':>11}"
+                                                     for c in cols) + f"  {verdict}")
+
+
 def _ape(pred: float | None, meas: float | None) -> float | None:
     return abs(pred - meas) / meas if pred is not None and meas else None
 
@@ -94,7 +131,15 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads for measuring (use the profile's)")
     ap.add_argument("--clock", choices=("wall", "cpu"), help="profile clock (default: cpu with one thread)")
     ap.add_argument("--output-dir", type=Path, help="where experiment folders go (default: a temporary folder)")
+    ap.add_argument("--held-out", type=Path, help="profiles or layer data to score held-out kernels on first")
+    ap.add_argument("--held-out-only", action="store_true", help="only the held-out kernel figures")
+    ap.add_argument("--seeds", type=int, default=5, help="held-out splits to take the median over")
+    ap.add_argument("--kinds", default="polynomial,auto", help="predictor kinds compared on held-out kernels")
     args = ap.parse_args()
+    if args.held_out is not None:
+        held_out(args.held_out, args.kinds.split(","), args.seeds)
+        if args.held_out_only:
+            return 0
 
     from dataclasses import replace
 

@@ -71,6 +71,18 @@ def test_profile_writes_points_that_fit_into_a_predictor(tmp_path):
     assert sorted(data["kernels"]) == ["fc", "relu"]
     assert data["basis"]["energy_method"] == "estimate" and data["fingerprint"]["torch_threads"] == 1
     assert data["kernels"]["fc"]["n_points"] == 4
+    # the same points as layer data: exported, then fit again from the CSV alone
+    csv_path, again = tmp_path / "layers.csv", tmp_path / "again.json"
+    res = CliRunner().invoke(app, ["fit", str(tmp_path), "-o", str(out), "--export", str(csv_path)], env=ENV)
+    assert res.exit_code == 0 and "wrote 8 point(s)" in res.output
+    rows = csv_path.read_text().splitlines()
+    assert len(rows) == 9 and rows[1].startswith("fc,") and ",estimate," in rows[1]
+    res = CliRunner().invoke(app, ["fit", str(csv_path), "-o", str(again), "--json"], env=ENV)
+    assert res.exit_code == 0, res.output
+    redo = json.loads(again.read_text())
+    a, b = redo["kernels"]["fc"]["time_s"], data["kernels"]["fc"]["time_s"]  # same points, another order
+    assert a["model"] == b["model"] and a["quality"]["rmspe"] == pytest.approx(b["quality"]["rmspe"])
+    assert redo["basis"]["energy_method"] == "estimate"
 
 
 def test_speed_probe_is_recorded_between_rounds_and_gives_the_drift(tmp_path):

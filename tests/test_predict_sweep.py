@@ -24,7 +24,7 @@ def test_widths_reach_the_target_size_with_the_shape(shape, size, depth):
     assert len(widths) == depth
     assert abs(S.parameter_count(64, widths, 10) - size) / size < 0.05
     if depth > 1:
-        if shape == "rectangle":
+        if shape in ("rectangle", "residual"):
             assert len(set(widths)) == 1
         elif shape in ("trapezoid", "exponential"):
             assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]

@@ -1,4 +1,4 @@
-"""CLI: `mlee profile`, `mlee fit`, `mlee predict`, `mlee sweep` - energy prediction from measured kernels."""
+"""CLI: `mlee profile`, `mlee predict` - energy prediction from measured kernels."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ DEFAULT_PREDICTOR = Path("results/predictor.json")
 DEFAULT_DATABASE = Path("results/merged.json")
 
 
-def _sources(value: str | None) -> list[str] | None:
+def power_sources(value: str | None) -> list[str] | None:
     return [s.strip() for s in value.split(",") if s.strip()] if value else None
 
 
-def _busy_warning() -> None:
+def busy_warning() -> None:
     """Warn when other processes already use more CPUs than there are: timings will not be clean."""
     import os
 
@@ -38,7 +38,7 @@ def _print_json(data: object) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Register `profile`, `fit`, `predict` and `sweep`."""
+    """Register `profile` and `predict` (`fit` and `sweep` have their own modules)."""
 
     @app.command("profile")
     def profile(
@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(None, "--threads", min=1, help="torch intra-op threads (default: torch's)."),
         clock: str = typer.Option("wall", "--clock", help="Judge stability on wall time, or on the kernels' CPU "
                                                           "time (cpu: needs --threads 1; for shared machines)."),
+        export: Path = typer.Option(None, "--export", help="Also write the measured points as a layer-data CSV."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> int:
         """Measure kernels over a grid of configurations, each repeated until stable.
@@ -97,25 +98,17 @@ def register(app: typer.Typer) -> None:
         folders: list[Path] = []
         total = sum(len(c) for c in configs.values())
         message(f"profiling {total} configurations of {len(kinds)} kernel kind(s) ({grid} grid)")
-        _busy_warning()
+        busy_warning()
         try:
             with progress() as bar:
                 task = bar.add_task("profiling", total=total)
-                results = profile_kernels(kinds, configs, grid, settings, str(output_dir), _sources(sources),
+                results = profile_kernels(kinds, configs, grid, settings, str(output_dir), power_sources(sources),
                                           interval, on_point=lambda c, p: bar.advance(task),
                                           on_folder=folders.append, threads=threads)
         except KeyboardInterrupt:
             kept = ", ".join(str(f) for f in folders) or "nothing"
             raise Interrupted(f"profile interrupted; the points measured so far are kept in {kept}") from None
-        summaries = []
-        for kind, res in zip(kinds, results):
-            points = res.results.get("profile", {}).get("points", [])
-            series = "cpu_time_s" if settings.clock == "cpu" else "time_s"
-            cvs = [p[series]["robust_cv"] for p in points if p[series].get("robust_cv") is not None]
-            summaries.append({"kind": kind, "points": len(points), "stable": sum(1 for p in points if p["stable"]),
-                              "max_cv": max(cvs) if cvs else None,
-                              "energy_method": next((p["energy_method"] for p in points if p["energy_method"]), None),
-                              "folder": res.folder.name})
+        summaries = _profile_summaries(kinds, results, settings.clock)
         if as_json:
             _print_json(summaries)
         else:
@@ -127,51 +120,17 @@ def register(app: typer.Typer) -> None:
             message(f"{unstable} configuration(s) did not reach the CV threshold (kept, marked stable: false; "
                     "the machine may be busy)")
         message(f"{len(summaries)} experiment folder(s) written under {output_dir} (profile-kernels-<kind>-...)")
+        if export is not None:
+            _export_profiles(folders, export)
         message(f"next: mlee fit {output_dir} -o {DEFAULT_PREDICTOR} (or fit the database `mlee merge` makes)")
-        return 0
-
-    @app.command("fit")
-    def fit(
-        database: Path = typer.Argument(DEFAULT_DATABASE, help="Merged database (mlee merge) or a results folder."),
-        kind: str = typer.Option("polynomial", "--kind", help="polynomial (NeuralPower) or gbm (needs mlee[data])."),
-        output: Path = typer.Option(DEFAULT_PREDICTOR, "--output", "-o", help="Predictor file to write."),
-        environment: str = typer.Option(None, "--environment", "-e",
-                                        help="Fit on the profiles of this environment (when there are several)."),
-        stable_only: bool = typer.Option(False, "--stable-only", help="Leave out points that never settled."),
-        clock: str = typer.Option(None, "--clock", help="Fit wall or cpu runtimes (default: the profiles' clock)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the fit quality as JSON."),
-    ) -> int:
-        """Fit per-kernel runtime and power models on profiled kernels and write them as JSON data."""
-        from mlee.console import message, out
-        from mlee.errors import UsageError
-        from mlee.predict.render import quality_table
-        from mlee.predict.training import fit_predictor, load_records, points_from_records, probes_from_records
-        from mlee.predict.training import quality_rows, select_environment
-
-        if kind not in ("polynomial", "gbm"):
-            raise UsageError(f"unknown predictor kind {kind!r}", "use --kind polynomial or --kind gbm")
-        records, notes = load_records(database)
-        points, more = points_from_records(records)
-        for note in notes + more:
-            message(f"skipped {note}")
-        points = select_environment(points, environment)
-        probes = probes_from_records(records, {p.record_id for p in points})
-        predictor = fit_predictor(points, kind, stable_only, clock, probes)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        predictor.save(output)
-        rows = quality_rows(predictor)
-        if as_json:
-            _print_json(rows)
-        else:
-            out().print(quality_table(rows, kind))
-        basis = predictor.basis
-        message(f"wrote {output}: {len(predictor.kinds)} kernel kind(s) from {basis['n_points']} points "
-                f"({basis['environment']}; {basis['clock']} clock; energy basis: {basis['energy_method'] or 'none'})")
         return 0
 
     @app.command("predict")
     def predict(
-        model: str = typer.Option(..., "--model", "-m", help="Model name (mlee models, or any torchvision model)."),
+        model: str = typer.Option(..., "--model", "-m", help="Model name (mlee models, or any torchvision model), "
+                                                             "or an architecture file (.onnx, .pt/.pth, .keras/.h5)."),
+        input_size: int = typer.Option(None, "--input-size", min=1,
+                                       help="Input side in pixels (default: the model's; 224 for .pt and Keras files)."),
         backend: str = typer.Option("pytorch", "--backend", "-b", help="Backend (prediction decomposes PyTorch)."),
         predictor_path: Path = typer.Option(DEFAULT_PREDICTOR, "--predictor", "-p", help="Predictor file."),
         batch_size: int = typer.Option(1, "--batch-size", min=1, help="Samples per forward pass."),
@@ -189,24 +148,26 @@ def register(app: typer.Typer) -> None:
         from mlee.console import message, out
         from mlee.errors import UsageError
         from mlee.predict import predictor as P
-        from mlee.predict.decompose import decompose
+        from mlee.predict.architecture import decompose_model, is_file_model
         from mlee.predict.forecast import predict_model
-        from mlee.predict.models import build_model, resolve_model
         from mlee.predict.render import comparison_table, prediction_table
 
         if per_layer and not measure:
             raise UsageError("--per-layer needs --measure (a breakdown is measured)", "add --measure")
-        ref = resolve_model(model, backend)
+        if measure and is_file_model(model):
+            raise UsageError("--measure runs models by name; an architecture file is predicted only",
+                             "leave out --measure, or give a model name (mlee models)")
         pred_obj, warnings = P.load(predictor_path)
         for w in warnings:
             message(f"warning: {w}")
-        dec = decompose(build_model(ref, "meta"), (batch_size, 3, ref.input_size, ref.input_size), ref.name)
+        name, dec, ref = decompose_model(model, backend, batch_size, input_size)
         pred = predict_model(pred_obj, dec)
-        counts = pred.counts()
-        odd = {k: v for k, v in counts.items() if k != "ok"}
+        odd = {k: v for k, v in pred.counts().items() if k != "ok"}
         if odd:
-            message(f"{ref.name}: " + ", ".join(f"{v} layer(s) {k}" for k, v in odd.items())
-                    + (" - the total covers predicted layers only" if not pred.complete else ""))
+            cover = pred.flops_coverage
+            message(f"{name}: " + ", ".join(f"{v} layer(s) {k}" for k, v in odd.items())
+                    + (" - the total covers predicted layers only" if not pred.complete else "")
+                    + (f" ({100 * cover:.3g} % of the FLOPs)" if not pred.complete and cover is not None else ""))
         measured = None
         if measure:
             from dataclasses import replace
@@ -215,10 +176,10 @@ def register(app: typer.Typer) -> None:
 
             if threads is None:
                 threads = pred_obj.fingerprint.get("torch_threads")
-            message(f"measuring {ref.name} (batch {batch_size}, {threads or 'default'} thread(s)) ...")
-            _busy_warning()
+            message(f"measuring {name} (batch {batch_size}, {threads or 'default'} thread(s)) ...")
+            busy_warning()
             measured = measure_model(ref, batch_size, replace(MODEL_SETTINGS, clock=pred.clock),
-                                     output_dir=str(output_dir), sources=_sources(sources), per_layer=per_layer,
+                                     output_dir=str(output_dir), sources=power_sources(sources), per_layer=per_layer,
                                      prediction=pred.to_json(), threads=threads)
             message(f"measurement written to {measured['folder']}")
         if as_json:
@@ -229,7 +190,7 @@ def register(app: typer.Typer) -> None:
         console.print(prediction_table(pred, top))
         basis = pred.energy_basis or "no energy"
         n_threads = pred_obj.fingerprint.get("torch_threads")
-        console.print(f"{ref.name}: predicted {pred.per_sample_time_ms:.4g} ms and "
+        console.print(f"{name}: predicted {pred.per_sample_time_ms:.4g} ms and "
                       f"{'n/a' if pred.per_sample_energy_j is None else format(pred.per_sample_energy_j, '.4g')} J "
                       f"per sample with {n_threads or 'default'} torch thread(s), {pred.clock} clock (a prediction "
                       f"from {basis} measurements)", markup=False, highlight=False, soft_wrap=True)
@@ -243,101 +204,30 @@ def register(app: typer.Typer) -> None:
                 console.print(render_breakdown(measured["per_layer"], top))
         return 0
 
-    @app.command("sweep")
-    def sweep(
-        shapes: str = typer.Option("rectangle,trapezoid,exponential,wide_first", "--shapes",
-                                   help="Network shapes: rectangle, trapezoid, exponential, wide_first."),
-        sizes: str = typer.Option("1e3,1e4,1e5,1e6,4e6", "--sizes", help="Target parameter counts (1e4, 100k, 1M)."),
-        depths: str = typer.Option("1,2,4,8", "--depths", help="Numbers of hidden layers."),
-        dataset: str = typer.Option("digits", "--dataset", help="digits (needs mlee[data]) or synthetic."),
-        epochs: int = typer.Option(2, "--epochs", min=1, help="Fewest training epochs per network."),
-        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Training batch size."),
-        window_s: float = typer.Option(0.5, "--window-s", min=0.0,
-                                       help="Train each network at least this many seconds (measurable windows)."),
-        list_only: bool = typer.Option(False, "--list", help="Print the networks and exit; train nothing."),
-        output_dir: Path = typer.Option(Path("results"), "--output-dir", "-o", help="Where the experiment goes."),
-        sources: str = typer.Option(None, "--sources", help="Power sources (rapl, nvml, estimate); default: detect."),
-        interval: float = typer.Option(0.1, "--interval", help="Sampling interval in seconds."),
-        threads: int = typer.Option(None, "--threads", min=1, help="torch intra-op threads (default: torch's)."),
-        as_json: bool = typer.Option(False, "--json", help="Print networks and fit as JSON."),
-    ) -> int:
-        """Train MLPs over shapes, sizes and depths under measurement; fit energy per sample against FLOPs,
-        parameters and working set relative to the CPU caches, and report where the fit breaks."""
-        from mlee.console import message, out, progress
-        from mlee.errors import Interrupted
-        from mlee.predict import sweep as S
-        from mlee.predict.cache import read_cache_sizes
-        from mlee.predict.sweepfit import fit_table
 
-        shape_list = S.parse_shapes(shapes)
-        nets, notes = S.plan(shape_list, S.parse_sizes(sizes), S.parse_ints(depths, "depths"), 64, 10, batch_size)
-        for note in notes:
-            message(f"skipped {note}")
-        if dataset not in S.DATASETS:
-            S.load_dataset(dataset)  # raises with the closest name
-        cache = read_cache_sizes()
-        if not nets:
-            from mlee.errors import UsageError
+def _export_profiles(folders: list[Path], export: Path) -> None:
+    """Write the points of freshly profiled experiment folders as a layer-data CSV."""
+    from mlee.console import message
+    from mlee.predict.layerdata import write_layer_csv
+    from mlee.predict.training import points_from_records
+    from mlee.results.folder import read_experiment
 
-            raise UsageError("no network of the grid can be built", "use larger --sizes or smaller --depths")
-        if list_only:
-            rows = [{"name": n.name, "widths": list(n.widths), "parameters": n.parameters,
-                     "flops_per_sample": n.flops_per_sample, "working_set_bytes": n.working_set_bytes,
-                     "cache_level": cache.level_of(n.working_set_bytes)} for n in nets]
-            if as_json:
-                _print_json(rows)
-            else:
-                out().print(_networks_table(rows, f"{len(rows)} networks (caches from {cache.source})"))
-            return 0
-        from mlee.predict.builders import torch_threads
-
-        folders: list[Path] = []
-        _busy_warning()
-        try:
-            with progress() as bar, torch_threads(threads):
-                task = bar.add_task("training", total=len(nets))
-                result, data = S.run_sweep(nets, dataset, epochs, window_s, cache, str(output_dir), _sources(sources),
-                                           interval, on_network=lambda e: bar.advance(task),
-                                           on_folder=folders.append)
-        except KeyboardInterrupt:
-            kept = ", ".join(str(f) for f in folders) or "nothing"
-            raise Interrupted(f"sweep interrupted; the networks trained so far are kept in {kept}") from None
-        if as_json:
-            _print_json(data)
-        else:
-            console = out()
-            console.print(_networks_table(data["networks"], f"{len(data['networks'])} networks on {dataset}"))
-            for table in fit_table(data["fit"]):
-                console.print(table)
-            for brk in data["fit"].get("breaks", []):
-                console.print(f"break: {brk['text']}", markup=False, highlight=False, soft_wrap=True)
-            if data["fit"].get("models") and not data["fit"].get("breaks"):
-                console.print("no break: energy per FLOP does not rise by 25 % or more between cache levels",
-                              markup=False, highlight=False, soft_wrap=True)
-            if data["fit"].get("note"):
-                console.print(data["fit"]["note"], markup=False, highlight=False, soft_wrap=True)
-        message(f"wrote {result.folder}")
-        return 0
+    points, notes = points_from_records([read_experiment(f) for f in folders])
+    for note in notes:
+        message(f"skipped {note}")
+    write_layer_csv(points, export)
+    message(f"wrote {len(points)} point(s) to {export} (layer-data CSV)")
 
 
-def _networks_table(rows: list[dict], title: str) -> object:
-    from rich.table import Table
-
-    table = Table(title=title)
-    cols = ["network", "widths", "params", "MFLOP/sample", "working set", "cache"]
-    trained = rows and "per_sample" in rows[0]
-    if trained:
-        cols += ["ms/sample", "mJ/sample", "test top-1"]
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("network", "widths", "cache") else "right",
-                         no_wrap=col == "network", overflow="fold")
-    for r in rows:
-        widths = r["widths"] if len(r["widths"]) <= 4 else r["widths"][:3] + ["..."]
-        cells = [r["name"], ",".join(str(w) for w in widths), str(r["parameters"]),
-                 f"{r['flops_per_sample'] / 1e6:.3g}", f"{r['working_set_bytes'] / 2**10:.0f} KiB", r["cache_level"]]
-        if trained:
-            e = r["per_sample"]["energy_j"]
-            cells += [f"{r['per_sample']['time_ms']:.3g}", f"{e * 1e3:.3g}" if e is not None else "n/a",
-                      f"{100 * r['test_top1']:.1f} %"]
-        table.add_row(*cells)
-    return table
+def _profile_summaries(kinds: tuple[str, ...], results: list, clock: str) -> list[dict]:
+    """One summary per profiled kind: points, how many settled, the worst robust CV, energy method, folder."""
+    summaries = []
+    for kind, res in zip(kinds, results):
+        points = res.results.get("profile", {}).get("points", [])
+        series = "cpu_time_s" if clock == "cpu" else "time_s"
+        cvs = [p[series]["robust_cv"] for p in points if p[series].get("robust_cv") is not None]
+        summaries.append({"kind": kind, "points": len(points), "stable": sum(1 for p in points if p["stable"]),
+                          "max_cv": max(cvs) if cvs else None,
+                          "energy_method": next((p["energy_method"] for p in points if p["energy_method"]), None),
+                          "folder": res.folder.name})
+    return summaries

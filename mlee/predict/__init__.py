@@ -9,16 +9,21 @@ Modules, lowest first (none imports torch, numpy or sklearn at module level):
 - :mod:`.decompose`  a PyTorch model as the kernels it runs, with their configurations
 - :mod:`.polyfit`    polynomial least squares with degree and transform chosen by cross-validation
 - :mod:`.gbm`        gradient-boosted trees (scikit-learn) exported to plain JSON data
+- :mod:`.families`   lasso, huber, random forest beside them, chosen per kind by CV (``--kind auto``)
 - :mod:`.predictor`  the predictor file: per kernel kind models of runtime and power, fingerprint, loading
 - :mod:`.forecast`   per-layer and total predictions for a decomposed model
 - :mod:`.layers`     per-layer timing of a measured window and attribution of its energy to layers
 - :mod:`.tf_layers`  the Keras counterpart of .layers (TensorFlow per-layer timing)
 - :mod:`.profile`    measuring kernels over a grid, repeated until stable, into experiment folders
 - :mod:`.training`   profiled points from a database or experiment folders, and fitting a predictor
+- :mod:`.layerdata`  the layer-data CSV; :mod:`.importers` NeuralPower and nn-Meter/DeepEn2023 files
+- :mod:`.evaluate`   held-out splits and MAPE/RMSPE beside the constant baseline
+- :mod:`.onnx_graph` an ONNX graph as kernels; :mod:`.architecture` names and architecture files
 - :mod:`.measure`    measuring a whole model to check a prediction
 - :mod:`.probe`      the speed probe that tracks how fast the machine is during and after a profile
 - :mod:`.cache`      CPU cache sizes read from the machine
-- :mod:`.sweep`      BUTTER-E style MLP sweeps; :mod:`.sweepfit` their cache-aware energy model
+- :mod:`.sweep`      BUTTER-E style MLP sweeps; :mod:`.sweepfit` their cache-aware energy model;
+  :mod:`.sweepimport` published sweep records
 - :mod:`.render`     rich tables for the commands
 """
 

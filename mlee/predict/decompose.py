@@ -42,6 +42,7 @@ class Layer:
         ops: The torch calls fused into this kernel, in order.
         has_bn / has_relu: For convolutions, whether the batch norm / activation was present.
         approx: Why the kernel only approximates the calls ("" when exact).
+        flops: Estimated FLOPs of an unsupported call (None when unknown).
     """
 
     name: str
@@ -51,6 +52,13 @@ class Layer:
     has_bn: bool = True
     has_relu: bool = True
     approx: str = ""
+    #: FLOPs of a call without a kernel, where the reader can estimate them (else from ``config``).
+    flops: float | None = None
+
+    @property
+    def total_flops(self) -> float | None:
+        """FLOPs of the call on its whole batch: the kernel's, or the estimate of an unsupported call."""
+        return self.config.flops() if self.config is not None else self.flops
 
     @property
     def variant(self) -> str:

@@ -41,11 +41,12 @@ class LayerPrediction:
     time_s: float | None
     power_w: float | None
     energy_j: float | None
+    flops: float | None = None
 
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "config": self.config, "variant": self.variant,
                 "approx": self.approx, "status": self.status, "time_s": self.time_s, "power_w": self.power_w,
-                "energy_j": self.energy_j}
+                "energy_j": self.energy_j, "flops": self.flops}
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,13 @@ class ModelPrediction:
     def per_sample_energy_j(self) -> float | None:
         return self.energy_j / self.batch if self.energy_j is not None else None
 
+    @property
+    def flops_coverage(self) -> float | None:
+        """Share of the model's known FLOPs in layers with a prediction (None when no FLOPs are known)."""
+        known = [(lp.flops, lp.time_s is not None) for lp in self.layers if lp.flops is not None]
+        total = sum(f for f, _ in known)
+        return sum(f for f, ok in known if ok) / total if total > 0 else None
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for lp in self.layers:
@@ -84,7 +92,7 @@ class ModelPrediction:
 
     def to_json(self) -> dict:
         return {"model": self.model, "batch_size": self.batch, "complete": self.complete,
-                "status_counts": self.counts(), "macs": self.macs,
+                "status_counts": self.counts(), "macs": self.macs, "flops_coverage": self.flops_coverage,
                 "per_batch": {"time_s": self.time_s, "energy_j": self.energy_j},
                 "per_sample": {"time_ms": self.per_sample_time_ms, "energy_j": self.per_sample_energy_j,
                                "energy_method": "predicted", "energy_basis": self.energy_basis,
@@ -102,11 +110,7 @@ def _eval(km: KindModel, cfg: KernelConfig) -> tuple[float | None, str]:
 
 
 def _power(km: KindModel, cfg: KernelConfig) -> float | None:
-    if km.power_w is None:
-        return None
-    # Power saturates: outside the profiled range the edge value is the honest guess.
-    value = float(km.power_w.model.predict([km.clipped(cfg)])[0])
-    return value if positive(value) else None
+    return km.power_for(cfg)
 
 
 def _elementwise_at_output(kind: str, cfg: KernelConfig) -> KernelConfig:
@@ -117,7 +121,7 @@ def _elementwise_at_output(kind: str, cfg: KernelConfig) -> KernelConfig:
 def predict_layer(predictor: Predictor, layer: Layer) -> LayerPrediction:
     """Predict one kernel (see the module docstring for variants and statuses)."""
     base = dict(name=layer.name, kind=layer.kind, config=layer.config.key() if layer.config else None,
-                variant=layer.variant, approx=layer.approx)
+                variant=layer.variant, approx=layer.approx, flops=layer.total_flops)
     if layer.kind is None or layer.config is None:
         return LayerPrediction(**base, status="unsupported", time_s=None, power_w=None, energy_j=None)
     km = predictor.kinds.get(layer.kind)

@@ -107,6 +107,11 @@ def _design(X: Any, scale: Sequence[float], exps: Sequence[tuple[int, ...]], tra
     return np.prod(Z[:, None, :] ** E[None, :, :], axis=2)
 
 
+def design(X: Any, scale: Sequence[float], exps: Sequence[tuple[int, ...]], transform: str = "linear") -> Any:
+    """The monomials of the scaled (``linear``) or log-scaled (``log``) features, one column per exponent tuple."""
+    return _design(X, scale, exps, transform)
+
+
 def fit_polynomial(X: Any, y: Any, degree: int, scale: Sequence[float] | None = None,
                    transform: str = "linear") -> PolyModel:
     """Least-squares polynomial of total degree ``degree`` minimising the relative error.

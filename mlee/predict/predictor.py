@@ -30,7 +30,7 @@ from mlee.predict.polyfit import PolyModel
 
 SCHEMA_VERSION = 1
 FILE_KIND = "mlee-predictor"
-MODEL_TYPES = ("polynomial", "gbm")
+MODEL_TYPES = ("polynomial", "gbm", "auto")
 #: Fingerprint fields compared on load, with the words used to name them.
 FINGERPRINT_FIELDS = {"cpu_model": "CPU", "torch_version": "torch", "mlee_version": "mlee", "device": "device"}
 
@@ -94,6 +94,27 @@ class KindModel:
     ranges: dict[str, tuple[float, float]]
     time_s: Target
     power_w: Target | None
+    #: Medians of the training targets (``time_s``, ``power_w``, ``energy_j``): the constant baseline.
+    baseline: dict[str, float] | None = None
+    #: A direct model of the energy per call, and whether it (``direct``) or runtime x power (``product``)
+    #: predicted better in cross-validation (``--kind auto`` only).
+    energy_j: Target | None = None
+    energy_choice: str | None = None
+
+    def power_for(self, cfg: KernelConfig) -> float | None:
+        """Power while ``cfg`` runs, at the nearest profiled point (power saturates outside the range): the
+        power model's, or with ``energy_choice`` ``direct`` the direct energy over the runtime there.
+
+        Units: watts.
+        """
+        x = [self.clipped(cfg)]
+        if self.energy_choice == "direct" and self.energy_j is not None:
+            energy, time_s = float(self.energy_j.model.predict(x)[0]), float(self.time_s.model.predict(x)[0])
+            return energy / time_s if positive(energy) and positive(time_s) else None
+        if self.power_w is None:
+            return None
+        value = float(self.power_w.model.predict(x)[0])
+        return value if positive(value) else None
 
     def in_range(self, cfg: KernelConfig) -> bool:
         f = cfg.features()
@@ -106,7 +127,10 @@ class KindModel:
     def to_json(self) -> dict:
         return {"features": list(KIND_FEATURES[self.kind]), "n_points": self.n_points,
                 "ranges": {k: list(v) for k, v in sorted(self.ranges.items())},
-                "time_s": self.time_s.to_json(), "power_w": self.power_w.to_json() if self.power_w else None}
+                "time_s": self.time_s.to_json(), "power_w": self.power_w.to_json() if self.power_w else None,
+                **({"baseline": dict(sorted(self.baseline.items()))} if self.baseline else {}),
+                **({"energy_j": self.energy_j.to_json(), "energy_choice": self.energy_choice}
+                   if self.energy_j is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -186,10 +210,17 @@ def from_json(data: Any, path: str = "predictor") -> Predictor:
             n_points = int(raw["n_points"])
             time_t = _target(raw["time_s"], len(names))
             power_t = _target(raw["power_w"], len(names)) if raw.get("power_w") is not None else None
+            energy_t = _target(raw["energy_j"], len(names)) if raw.get("energy_j") is not None else None
+            choice = raw.get("energy_choice") if energy_t is not None else None
+            if choice not in (None, "direct", "product"):
+                raise ValueError(f"energy_choice {choice!r} is not direct or product")
+            baseline = {str(k): float(v) for k, v in (raw.get("baseline") or {}).items()}
+            if any(not (finite(v) and v > 0) for v in baseline.values()):
+                raise ValueError("baseline values must be positive numbers")
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             detail = exc.args[0] if isinstance(exc, ValueError) and exc.args else f"missing or bad {exc}"
             raise ResultFormatError(f"{where} is malformed: {detail}", fix) from exc
-        kinds[kind] = KindModel(kind, n_points, ranges, time_t, power_t)
+        kinds[kind] = KindModel(kind, n_points, ranges, time_t, power_t, baseline or None, energy_t, choice)
     return Predictor(model_type, fp, basis, kinds)
 
 

@@ -53,15 +53,21 @@ def quality_table(rows: list[dict], model_type: str) -> Any:
     """Fit quality per kind: RMSPE (in-sample, cross-validated) and R² of runtime and power."""
     from rich.table import Table
 
-    table = Table(title=f"Fit quality ({model_type}): t = runtime per call, P = power, model = transform-degree "
-                        "chosen by cross-validation (CV); RMSPE relative to the measured value")
+    table = Table(title=f"Fit quality ({model_type}): t = runtime per call, P = power, E = energy; model = "
+                        "transform-degree or family chosen by cross-validation (CV), constant where the median "
+                        "did better; RMSPE relative to the measured value")
     cols = ["kind", "points", "t model", "t RMSPE", "t CV RMSPE", "t R²", "P model", "P RMSPE", "P R²"]
+    energy = any(r.get("energy_choice") for r in rows)
+    cols += ["E from", "E CV RMSPE"] if energy else []
     for col in cols:
-        table.add_column(col, justify="left" if col in ("kind", "t model", "P model") else "right")
+        table.add_column(col, justify="left" if col in ("kind", "t model", "P model", "E from") else "right")
     for r in rows:
-        table.add_row(r["kind"], str(r["n_points"]), r["time_model"] or "-", _pct(r["time_rmspe"]),
-                      _pct(r["time_cv_rmspe"]), _num(r["time_r2"], ".3f"), r["power_model"] or "-",
-                      _pct(r["power_rmspe"]), _num(r["power_r2"], ".3f"))
+        cells = [r["kind"], str(r["n_points"]), r["time_model"] or "-", _pct(r["time_rmspe"]),
+                 _pct(r["time_cv_rmspe"]), _num(r["time_r2"], ".3f"), r["power_model"] or "-",
+                 _pct(r["power_rmspe"]), _num(r["power_r2"], ".3f")]
+        if energy:
+            cells += [r.get("energy_choice") or "-", _pct(r.get("energy_cv_rmspe"))]
+        table.add_row(*cells)
     return table
 
 
@@ -74,19 +80,25 @@ def prediction_table(pred: ModelPrediction, top: int | None = None) -> Any:
         keep = {i for i, _ in sorted(layers, key=lambda il: -(il[1].time_s or 0.0))[:top]}
         layers = [(i, lp) for i, lp in layers if i in keep]
     b = pred.batch
+    total_flops = sum(lp.flops for lp in pred.layers if lp.flops is not None)
     table = Table(title=f"Predicted per-layer runtime and energy of {pred.model} (batch {b}; per sample)")
     for col, justify in (("#", "right"), ("layer", "left"), ("kernel", "left"), ("status", "left"),
                          ("time ms", "right"), ("energy J", "right"), ("note", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for i, lp in layers:
         kernel = (lp.kind or "-") + (f" ({lp.variant})" if lp.variant else "")
+        note = lp.approx
+        if lp.time_s is None and lp.flops is not None and total_flops:
+            note = "; ".join(filter(None, [note, f"{100 * lp.flops / total_flops:.2g} % of the FLOPs"]))
         table.add_row(str(i), _t(lp.name), _t(kernel), lp.status,
                       _num(lp.time_s * 1e3 / b if lp.time_s is not None else None),
-                      _num(lp.energy_j / b if lp.energy_j is not None else None), _t(lp.approx))
+                      _num(lp.energy_j / b if lp.energy_j is not None else None), _t(note))
     if len(layers) < len(pred.layers):
         table.add_row("", f"({len(pred.layers) - len(layers)} smaller layers not shown)", "", "", "", "", "")
     table.add_section()
-    note = "" if pred.complete else "covers the predicted layers only"
+    cover = pred.flops_coverage
+    note = "" if pred.complete else "covers the predicted layers only" + \
+        (f" ({100 * cover:.3g} % of the FLOPs)" if cover is not None else "")
     table.add_row("", "total", "", "complete" if pred.complete else "incomplete", _num(pred.per_sample_time_ms),
                   _num(pred.per_sample_energy_j), note)
     return table
@@ -118,4 +130,19 @@ def comparison_table(pred: ModelPrediction, measured: dict, speed: float | None 
         corrected = pred.per_sample_time_ms * speed
         table.add_row("time ms, drift-corrected", _num(corrected), _num(measured_ms), err(corrected, measured_ms),
                       f"machine {speed:.2f}x the profile's time (speed probe)")
+    return table
+
+
+def evaluation_table(scores: list[Any], title: str) -> Any:
+    """Held-out errors per kind and target beside the constant baseline (the training median)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    cols = ["kind", "target", "points", "MAPE", "RMSPE", "baseline MAPE", "baseline RMSPE", "beats baseline", "note"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("kind", "target", "beats baseline", "note") else "right")
+    for s in scores:
+        beats = {True: "yes", False: "NO", None: "-"}[s.beats_baseline]
+        table.add_row(s.kind, s.target, str(s.n), _pct(s.mape), _pct(s.rmspe), _pct(s.baseline_mape),
+                      _pct(s.baseline_rmspe), beats, _t(s.note))
     return table

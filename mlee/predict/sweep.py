@@ -7,7 +7,9 @@ count is as close to the size as integer widths allow:
 - ``rectangle``: every hidden layer equally wide;
 - ``trapezoid``: widths fall linearly from the first hidden layer to 1/depth of it;
 - ``exponential``: each hidden layer half as wide as the one before;
-- ``wide_first``: the first hidden layer twice as wide as the others.
+- ``wide_first``: the first hidden layer twice as wide as the others;
+- ``residual``: a rectangle whose hidden layers after the first add their input to their output (BUTTER's
+  residual shape; the additions' FLOPs are left out beside the products').
 
 Every network trains in its own window of one ``sweep`` session (at least ``epochs`` epochs and at
 least ``min_window_s`` seconds, so short runs are not lost in sampling noise); results are added to
@@ -31,7 +33,7 @@ from typing import Any
 
 from mlee.errors import BackendMissing, UsageError
 
-SHAPES = ("rectangle", "trapezoid", "exponential", "wide_first")
+SHAPES = ("rectangle", "trapezoid", "exponential", "wide_first", "residual")
 DATASETS = ("digits", "synthetic")
 #: Bytes per float32 value; weights, gradients and Adam's two moments are kept per parameter.
 FLOAT_BYTES = 4
@@ -40,7 +42,7 @@ COPIES_PER_PARAMETER = 4
 
 def relative_widths(shape: str, depth: int) -> list[float]:
     """The shape's widths relative to its first hidden layer."""
-    if shape == "rectangle":
+    if shape in ("rectangle", "residual"):
         return [1.0] * depth
     if shape == "trapezoid":
         return [1.0 - (1.0 - 1.0 / depth) * i / max(depth - 1, 1) for i in range(depth)]
@@ -89,6 +91,13 @@ def parse_sizes(text: str) -> list[int]:
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
+        powers = re.fullmatch(r"2\^(\d+)(?:\.\.2\^(\d+))?", part)
+        if powers:  # BUTTER's sizes: 2^5..2^24, every power of two between
+            lo, hi = int(powers.group(1)), int(powers.group(2) or powers.group(1))
+            if hi < lo or hi > 40:
+                raise UsageError(f"size range {part!r} is empty or too large", "use e.g. --sizes 2^5..2^24")
+            out.update(2 ** k for k in range(lo, hi + 1))
+            continue
         m = re.fullmatch(r"([\d.]+(?:e\d+)?)\s*([kKmM]?)", part)
         try:
             value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2).lower()] if m else -1.0
@@ -103,9 +112,14 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def parse_ints(text: str, what: str) -> list[int]:
-    """``"1,2,4"`` -> ``[1, 2, 4]`` (positive, sorted, unique); UsageError otherwise."""
+    """``"1,2,4"`` -> ``[1, 2, 4]``; ``"2..20"`` is every integer from 2 to 20 (positive, sorted, unique);
+    UsageError otherwise."""
+    values_set: set[int] = set()
     try:
-        values = sorted({int(p) for p in text.split(",") if p.strip()})
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, sep, hi = part.partition("..")
+            values_set.update(range(int(lo), int(hi) + 1) if sep else [int(part)])
+        values = sorted(values_set)
     except ValueError:
         values = []
     if not values or values[0] < 1:
@@ -210,6 +224,30 @@ def load_dataset(name: str, seed: int = 0) -> tuple[Any, Any, Any, Any]:
     return x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
 
 
+def build_mlp(net: Network) -> Any:
+    """The torch module of ``net``: Linear+ReLU per hidden layer (with skips for ``residual``), then the output."""
+    from mlee.predict.builders import import_torch
+
+    torch = import_torch()
+    sizes = [net.n_in, *net.widths]
+    hidden = [torch.nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])]
+    skip = net.shape == "residual"
+
+    class Mlp(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden = torch.nn.ModuleList(hidden)
+            self.out = torch.nn.Linear(sizes[-1], net.n_out)
+
+        def forward(self, x: Any) -> Any:
+            for i, layer in enumerate(self.hidden):
+                y = torch.relu(layer(x))
+                x = x + y if skip and i > 0 and y.shape == x.shape else y
+            return self.out(x)
+
+    return Mlp()
+
+
 def train_network(session: Any, net: Network, data: tuple, epochs: int, min_window_s: float, lr: float = 1e-3,
                   seed: int = 0, clock: Callable[[], float] = time.perf_counter) -> dict:
     """Train ``net`` in one window of ``session``; returns its entry of ``sweep.networks``."""
@@ -218,11 +256,7 @@ def train_network(session: Any, net: Network, data: tuple, epochs: int, min_wind
     torch = import_torch()
     torch.manual_seed(seed)
     x_train, y_train, x_test, y_test = (torch.from_numpy(a) for a in data)
-    sizes = [net.n_in, *net.widths]
-    layers: list[Any] = []
-    for a, b in zip(sizes, sizes[1:]):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], net.n_out))
+    model = build_mlp(net)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     n = len(x_train)
@@ -254,22 +288,46 @@ def train_network(session: Any, net: Network, data: tuple, epochs: int, min_wind
     }
 
 
+def resumable_entries(record: dict, dataset: str, epochs: int, batch_size: int) -> list[dict]:
+    """The trained networks of a previous sweep record, checked to match this sweep's settings.
+
+    Raises:
+        UsageError: not a sweep, or a different data set, epochs or batch size.
+    """
+    sweep = record.get("sweep") if isinstance(record.get("sweep"), dict) else None
+    if record.get("kind") != "sweep" or sweep is None:
+        raise UsageError(f"{record.get('id')} is not a sweep experiment", "give the folder of an interrupted sweep")
+    theirs = (sweep.get("dataset"), sweep.get("epochs"), sweep.get("batch_size"))
+    if theirs != (dataset, epochs, batch_size) and sweep.get("networks"):
+        raise UsageError(f"{record.get('id')} trained on {theirs[0]} for {theirs[1]} epochs at batch {theirs[2]}; "
+                         f"this sweep uses {dataset}, {epochs}, {batch_size}", "resume with the same settings")
+    return [{**e, "resumed_from": e.get("resumed_from") or str(record.get("id"))} for e in sweep.get("networks") or []
+            if isinstance(e, dict) and e.get("name")]
+
+
 def run_sweep(networks: Sequence[Network], dataset: str, epochs: int, min_window_s: float, cache: Any,
               output_dir: str = "results", sources: Any = None, interval_s: float = 0.1,
               on_network: Callable[[dict], None] | None = None, on_folder: Callable[[Any], None] | None = None,
-              session_kwargs: dict | None = None) -> tuple[Any, dict]:
-    """Train every network in one ``sweep`` session, fit the energy model, return ``(result, sweep)``."""
+              session_kwargs: dict | None = None, previous: Sequence[dict] = ()) -> tuple[Any, dict]:
+    """Train every network in one ``sweep`` session, fit the energy model, return ``(result, sweep)``.
+
+    ``previous``: network entries of an interrupted sweep (``mlee sweep --resume``); they are kept (marked
+    ``resumed_from``) and their networks are not trained again.
+    """
     from mlee.predict.sweepfit import fit_sweep
     from mlee.measure.session import Measurement
 
     if epochs < 1 or not min_window_s >= 0:
         raise UsageError("epochs must be at least 1 and the window length not negative", "use e.g. --epochs 2")
     data = load_dataset(dataset)
+    done = {e["name"] for e in previous}
+    batch = networks[0].batch_size if networks else None
+    networks = [n for n in networks if n.name not in done]
     config = {"command": "sweep", "dataset": dataset, "epochs": epochs, "min_window_s": min_window_s,
-              "networks": [n.name for n in networks]}
+              "networks": [n.name for n in networks], "resumed": sorted(done)}
     sweep: dict[str, Any] = {"dataset": dataset, "epochs": epochs, "min_window_s": min_window_s,
-                             "batch_size": networks[0].batch_size if networks else None,
-                             "cache_bytes": cache.to_json(), "networks": [], "fit": None}
+                             "batch_size": batch,
+                             "cache_bytes": cache.to_json(), "networks": [dict(e) for e in previous], "fit": None}
     with Measurement(f"mlp-{dataset}", kind="sweep", output_dir=output_dir, interval_s=interval_s, sources=sources,
                      config=config, **(session_kwargs or {})) as m:
         if on_folder is not None:

@@ -16,6 +16,7 @@ from mlee.errors import MleeError, UsageError
 from mlee.fsutil import finite
 from mlee.monitors.base import METHOD_STRENGTH, Method
 from mlee.predict.kernels import KERNEL_KINDS, KIND_FEATURES, KernelConfig
+from mlee.predict.polyfit import PolyModel
 from mlee.predict.predictor import KindModel, Predictor, Target
 
 #: Degrees tried for runtime and for power (power may well be a constant: degree 0).
@@ -187,22 +188,99 @@ def _weakest(methods: Iterable[str | None]) -> str | None:
     return min(found, key=lambda m: METHOD_STRENGTH[m]).value if found else None
 
 
-def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int]) -> Target:
+def _constant_oof(y: Any, k: int = 5, seed: int = 0) -> Any:
+    """Out-of-fold predictions of the constant baseline (the training folds' median), on the models' folds."""
+    import numpy as np
+
     from mlee.predict import polyfit
 
-    if model_type == "gbm":
+    preds = np.empty_like(y)
+    for train, test in polyfit.kfold_indices(len(y), max(2, min(k, len(y))), seed):
+        preds[test] = float(np.median(y[train]))
+    return preds
+
+
+def constant_model(value: float, n_features: int) -> PolyModel:
+    """A constant as a degree-0 polynomial (the predictor file needs no new model type for it)."""
+    return PolyModel(0, (1.0,) * n_features, ((0,) * n_features,), (float(value),), "linear")
+
+
+def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int]) -> tuple[Target, Any]:
+    """Fit one target, then replace the model by the constant baseline (the median) when it does not beat
+    the baseline in cross-validation; ``quality["replaced"]`` then names the model it replaced.
+
+    Returns:
+        The target and, for ``auto``, the out-of-fold predictions of the model kept (else None).
+    """
+    import numpy as np
+
+    from mlee.predict import polyfit
+
+    oof = None
+    if model_type == "auto" and len(y) >= 8:
+        from mlee.predict.families import choose_family
+
+        family, model, scores, oof = choose_family(X, y, tuple(degrees))
+        pred = model.predict(X)
+        target = Target(model, {"model": family, "cv_rmspe": scores[family], "cv_rmspe_by_family": scores,
+                                "rmspe": polyfit.rmspe(y, pred), "r2": polyfit.r2(y, pred)})
+    elif model_type == "gbm":
         from mlee.predict.gbm import cross_validate_gbm, fit_gbm
 
         model = fit_gbm(X, y)
         pred = model.predict(X)
-        quality = {"cv_rmspe": cross_validate_gbm(X, y), "rmspe": polyfit.rmspe(y, pred), "r2": polyfit.r2(y, pred)}
-        return Target(model, quality)
-    report = polyfit.fit_with_cv(X, y, degrees)
-    quality = {"degree": report.model.degree, "transform": report.model.transform,
-               "cv_rmspe": report.cv_rmspe.get(report.name),
-               "cv_rmspe_by_model": {n: (s if s != float("inf") else None) for n, s in report.cv_rmspe.items()},
-               "rmspe": report.rmspe, "r2": report.r2}
-    return Target(report.model, quality)
+        quality = {"model": "gbm", "cv_rmspe": cross_validate_gbm(X, y), "rmspe": polyfit.rmspe(y, pred),
+                   "r2": polyfit.r2(y, pred)}
+        target = Target(model, quality)
+    else:
+        report = polyfit.fit_with_cv(X, y, degrees)
+        quality = {"model": report.name, "degree": report.model.degree, "transform": report.model.transform,
+                   "cv_rmspe": report.cv_rmspe.get(report.name),
+                   "cv_rmspe_by_model": {n: (s if s != float("inf") else None) for n, s in report.cv_rmspe.items()},
+                   "rmspe": report.rmspe, "r2": report.r2}
+        target = Target(report.model, quality)
+    median = float(np.median(y))
+    if len(y) < 3:
+        return Target(target.model, {**target.quality, "median": median}), None
+    base_oof = _constant_oof(y)
+    base_cv = polyfit.rmspe(y, base_oof)
+    quality = {**target.quality, "median": median, "baseline_cv_rmspe": base_cv}
+    cv = quality.get("cv_rmspe")
+    if cv is not None and cv < base_cv:
+        return Target(target.model, quality), oof
+    pred = np.full_like(y, median)
+    quality.update({"replaced": quality["model"], "replaced_cv_rmspe": cv, "model": "constant", "degree": 0,
+                    "transform": "linear", "cv_rmspe": base_cv, "rmspe": polyfit.rmspe(y, pred),
+                    "r2": polyfit.r2(y, pred)})
+    return Target(constant_model(median, X.shape[1]), quality), (base_oof if oof is not None else None)
+
+
+def _energy_choice(X: Any, y_energy: Any, product_oof: Any) -> tuple[Target | None, str | None]:
+    """A direct energy model, and whether it beats runtime x power in cross-validation on the same folds."""
+    from mlee.predict.families import score
+
+    direct, direct_oof = _fit_target(X, y_energy, "auto", TIME_DEGREES)
+    if direct_oof is None:
+        return None, None
+    product_cv, direct_cv = score(y_energy, product_oof), score(y_energy, direct_oof)
+    choice = "direct" if direct_cv < product_cv else "product"
+    quality = {**direct.quality, "cv_rmspe_product": product_cv if product_cv != float("inf") else None,
+               "cv_rmspe_direct": direct_cv if direct_cv != float("inf") else None}
+    return Target(direct.model, quality), choice
+
+
+def replacement_warnings(predictor: Predictor) -> list[str]:
+    """One line per target whose fitted model lost to the constant baseline in cross-validation."""
+    out = []
+    for kind, km in sorted(predictor.kinds.items()):
+        for name, target in (("runtime", km.time_s), ("power", km.power_w)):
+            q = target.quality if target else {}
+            if q.get("replaced"):
+                cv = q.get("replaced_cv_rmspe")
+                cv_text = "no CV error" if cv is None else f"CV RMSPE {100 * cv:.3g} %"
+                out.append(f"{kind} {name}: {q['replaced']} ({cv_text}) does not beat the constant median "
+                           f"(CV RMSPE {100 * q['cv_rmspe']:.3g} %); the constant is used")
+    return out
 
 
 def choose_clock(points: Sequence[Point], clock: str | None) -> str:
@@ -242,8 +320,8 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
     """
     import numpy as np
 
-    if model_type not in ("polynomial", "gbm"):
-        raise UsageError(f"unknown predictor kind {model_type!r}", "use --kind polynomial or --kind gbm")
+    if model_type not in ("polynomial", "gbm", "auto"):
+        raise UsageError(f"unknown predictor kind {model_type!r}", "use --kind polynomial, gbm or auto")
     use = [p for p in points if p.stable or not stable_only]
     if not use:
         raise UsageError("no stable profiled points to fit", "profile again, or fit without --stable-only")
@@ -261,12 +339,17 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
         X = np.asarray([p.config.feature_vector() for p in mine], dtype=float)
         y_time = np.asarray([p.runtime(clock, probe_ref) for p in mine])
         ranges = {n: (float(X[:, i].min()), float(X[:, i].max())) for i, n in enumerate(KIND_FEATURES[kind])}
-        time_t = _fit_target(X, y_time, model_type, TIME_DEGREES)
+        time_t, time_oof = _fit_target(X, y_time, model_type, TIME_DEGREES)
         with_power = [i for i, p in enumerate(mine) if p.power_w is not None]
-        power_t = None
+        power_t = energy_t = choice = None
+        baseline = {"time_s": float(np.median(y_time))}
         if len(with_power) == len(mine):
-            power_t = _fit_target(X, np.asarray([p.power_w for p in mine]), model_type, POWER_DEGREES)
-        kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t)
+            y_power = np.asarray([p.power_w for p in mine])
+            power_t, power_oof = _fit_target(X, y_power, model_type, POWER_DEGREES)
+            baseline.update(power_w=float(np.median(y_power)), energy_j=float(np.median(y_time * y_power)))
+            if time_oof is not None and power_oof is not None:
+                energy_t, choice = _energy_choice(X, y_time * y_power, time_oof * power_oof)
+        kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t, baseline, energy_t, choice)
     first = use[0]
     basis = {"energy_method": _weakest(p.energy_method for p in use), "environment": first.environment,
              "records": sorted({p.record_id for p in use}), "n_points": len(use), "clock": clock,
@@ -282,9 +365,11 @@ def quality_rows(predictor: Predictor) -> list[dict]:
         row = {"kind": kind, "n_points": km.n_points}
         for name, target in (("time", km.time_s), ("power", km.power_w)):
             q = target.quality if target else {}
-            model = f"{q['transform']}-{q['degree']}" if q.get("transform") else None
+            model = q.get("model") or (f"{q['transform']}-{q['degree']}" if q.get("transform") else None)
             row.update({f"{name}_model": model, f"{name}_rmspe": q.get("rmspe"),
                         f"{name}_cv_rmspe": q.get("cv_rmspe"), f"{name}_r2": q.get("r2")})
+        eq = km.energy_j.quality if km.energy_j else {}
+        row.update(energy_choice=km.energy_choice, energy_cv_rmspe=eq.get(f"cv_rmspe_{km.energy_choice}"))
         rows.append(row)
     return rows
 

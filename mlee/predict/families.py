@@ -1,0 +1,162 @@
+"""Predictor families chosen per kernel kind by cross-validation (``mlee fit --kind auto``).
+
+Every family is stored as data a predictor file already knows, so predicting needs no scikit-learn:
+
+- ``polynomial``: :mod:`mlee.predict.polyfit` (degree and transform chosen by an inner cross-validation).
+- ``lasso`` (NeuralPower's sparse term selection): an L1-penalised polynomial of degree 2 in the log
+  features predicting the log target, the penalty chosen by scikit-learn's ``LassoCV``; stored as a
+  ``log`` polynomial whose dropped terms have coefficient 0.
+- ``huber``: the same log polynomial (degree 1) fit with a robust loss (``HuberRegressor``): one outlier
+  (a 44.6 W point among ~122 W ones) moves it little.
+- ``random-forest`` (DeepEn2023): 100 trees on log features and the log target, stored as tree arrays
+  averaged with equal weights (a :class:`mlee.predict.gbm.GbmModel` with ``init`` 0 and rate 1/100).
+- ``gbm``: :mod:`mlee.predict.gbm`.
+
+:func:`oof_predictions` gives out-of-fold predictions on the folds every family shares, so the runtime x
+power product can be scored against a direct energy model on the same points.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from mlee.errors import BackendMissing, UsageError
+from mlee.predict import polyfit
+from mlee.predict.gbm import GbmModel, Tree
+from mlee.predict.polyfit import PolyModel
+
+FAMILIES = ("polynomial", "lasso", "huber", "random-forest", "gbm")
+#: Families need this many points (fewer: the polynomial alone, as before).
+MIN_POINTS = 8
+RF_TREES = 100
+
+
+def _sklearn() -> Any:
+    try:
+        import sklearn.ensemble  # noqa: F401
+        import sklearn.exceptions  # noqa: F401
+        import sklearn.linear_model  # noqa: F401
+    except ImportError as exc:
+        raise BackendMissing("--kind auto needs scikit-learn, which is not installed",
+                             "pip install 'mlee[data]' (the extra 'data'), or use --kind polynomial") from exc
+    import sklearn
+
+    return sklearn
+
+
+def _log_design(X: Any, degree: int) -> tuple[Any, tuple[float, ...], list[tuple[int, ...]]]:
+    import numpy as np
+
+    scale = tuple(float(v) if v > 0 else 1.0 for v in np.max(np.abs(X), axis=0))
+    exps = polyfit.exponents(X.shape[1], degree)
+    return polyfit.design(X, scale, exps, "log"), scale, exps
+
+
+def fit_lasso(X: Any, y: Any, seed: int = 0) -> PolyModel:
+    """Sparse log polynomial of degree 2, penalty chosen by LassoCV."""
+    import numpy as np
+
+    lm = _sklearn().linear_model
+    A, scale, exps = _log_design(X, 2)
+    reg = lm.LassoCV(cv=min(5, len(y)), random_state=seed, max_iter=20000, fit_intercept=True)
+    with warnings.catch_warnings():
+        # small penalties on a few dozen points often stop short of the tolerance; the CV score judges the fit
+        warnings.simplefilter("ignore", _sklearn().exceptions.ConvergenceWarning)
+        reg.fit(A[:, 1:], np.log(y))
+    coefs = [float(reg.intercept_)] + [float(c) for c in reg.coef_]
+    return PolyModel(2, scale, tuple(exps), tuple(coefs), "log")
+
+
+def fit_huber(X: Any, y: Any, seed: int = 0) -> PolyModel:
+    """Log-linear model (a product of powers) with a robust loss."""
+    import numpy as np
+
+    lm = _sklearn().linear_model
+    A, scale, exps = _log_design(X, 1)
+    reg = lm.HuberRegressor(epsilon=1.35, alpha=1e-4, max_iter=1000, fit_intercept=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _sklearn().exceptions.ConvergenceWarning)
+        reg.fit(A[:, 1:], np.log(y))
+    coefs = [float(reg.intercept_)] + [float(c) for c in reg.coef_]
+    return PolyModel(1, scale, tuple(exps), tuple(coefs), "log")
+
+
+def fit_forest(X: Any, y: Any, seed: int = 0) -> GbmModel:
+    """Random forest on log features and log target, exported as equally weighted trees."""
+    import numpy as np
+
+    ens = _sklearn().ensemble
+    reg = ens.RandomForestRegressor(n_estimators=RF_TREES, min_samples_leaf=2, random_state=seed)
+    reg.fit(np.log1p(X), np.log(y))
+    trees = []
+    for est in reg.estimators_:
+        t = est.tree_
+        trees.append(Tree(tuple(int(v) for v in t.children_left), tuple(int(v) for v in t.children_right),
+                          tuple(max(0, int(v)) for v in t.feature), tuple(float(v) for v in t.threshold),
+                          tuple(float(v) for v in t.value[:, 0, 0])))
+    return GbmModel(0.0, 1.0 / len(trees), tuple(trees))
+
+
+def _fit_polynomial(degrees: tuple[int, ...]) -> Callable[[Any, Any, int], PolyModel]:
+    def fit(X: Any, y: Any, seed: int = 0) -> PolyModel:
+        return polyfit.fit_with_cv(X, y, degrees).model
+
+    return fit
+
+
+def fitters(degrees: tuple[int, ...]) -> dict[str, Callable[[Any, Any, int], Any]]:
+    from mlee.predict.gbm import fit_gbm
+
+    return {"polynomial": _fit_polynomial(degrees), "lasso": fit_lasso, "huber": fit_huber,
+            "random-forest": fit_forest, "gbm": fit_gbm}
+
+
+def oof_predictions(X: Any, y: Any, fit: Callable[[Any, Any, int], Any], k: int = 5, seed: int = 0) -> Any:
+    """Out-of-fold predictions of ``fit`` on the shared folds (non-finite where a fold fails)."""
+    import numpy as np
+
+    preds = np.full(len(y), np.nan)
+    for train, test in polyfit.kfold_indices(len(y), max(2, min(k, len(y))), seed):
+        try:
+            preds[test] = fit(X[train], y[train], seed).predict(X[test])
+        except (UsageError, ValueError, FloatingPointError):
+            preds[test] = np.nan
+    return preds
+
+
+def score(y: Any, preds: Any) -> float:
+    """RMSPE of out-of-fold predictions (infinite when any is missing or not positive)."""
+    import numpy as np
+
+    if not np.all(np.isfinite(preds)) or np.any(preds <= 0):
+        return float("inf")
+    with np.errstate(over="ignore", invalid="ignore"):  # a wildly extrapolating fold scores inf, quietly
+        value = polyfit.rmspe(y, preds)
+    return value if np.isfinite(value) else float("inf")
+
+
+def choose_family(X: Any, y: Any, degrees: tuple[int, ...]) -> tuple[str, Any, dict[str, float | None], Any]:
+    """Cross-validate every family; refit the best on all points.
+
+    Returns:
+        ``(family, model, cv_rmspe_by_family, out_of_fold_predictions_of_the_best)``.
+
+    Raises:
+        BackendMissing: scikit-learn is not installed.
+    """
+    import numpy as np
+
+    _sklearn()
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    scores: dict[str, float | None] = {}
+    oof: dict[str, Any] = {}
+    for name, fit in fitters(degrees).items():
+        oof[name] = oof_predictions(X, y, fit)
+        s = score(y, oof[name])
+        scores[name] = s if s != float("inf") else None
+    ranked = sorted((s, FAMILIES.index(n), n) for n, s in scores.items() if s is not None)
+    best = ranked[0][2] if ranked else "polynomial"
+    return best, fitters(degrees)[best](X, y, 0), scores, oof[best]
