@@ -21,7 +21,8 @@ EXIT_FAILURE = 1
 
 _MODEL = typer.Option(None, "--model", "-m", show_default=False,
                       help="Model name (repeatable or comma-separated: -m ResNet50,VGG16). See `mlee models`.")
-_BACKEND = typer.Option("pytorch", "--backend", "-b", help="pytorch, tensorflow or onnx.")
+_BACKEND = typer.Option("pytorch", "--backend", "-b",
+                        help="pytorch, tensorflow, onnx, or transformers (-m: a save_pretrained folder or hub id).")
 _ONNX_SOURCE = typer.Option("pytorch", "--onnx-source",
                             help="Framework an onnx model is exported from: pytorch or tensorflow.")
 _WEIGHTS = typer.Option("none", "--weights", "-w", help="none (random, no network), pretrained, or a checkpoint PATH.")
@@ -175,7 +176,7 @@ def execute(models: list[str], options: Any, settings: Any, as_json: bool,
     names = split_model_args(models or [])
     if not names:
         raise UsageError("no model given", fix="pass --model NAME (see `mlee models`)")
-    check_models(names)
+    check_models(names, options.backend)
     options.validate()
     enabled = _progress_enabled()
     # The first SIGINT/SIGTERM/SIGHUP stops the run (recorded as interrupted, exit 130/143/129); later ones
@@ -322,6 +323,14 @@ def register(app: typer.Typer) -> None:
         per_layer: bool = typer.Option(False, "--per-layer",
                                        help="PyTorch or TensorFlow: also time every layer in an extra window and "
                                             "attribute its energy to layers (stored as per_layer, shown as a table)."),
+        hf_task: str = typer.Option(None, "--task", show_default=False,
+                                    help="transformers: text-classification, text-generation, image-classification or "
+                                         "automatic-speech-recognition (default: from the model's config)."),
+        max_new_tokens: int = typer.Option(16, "--max-new-tokens", help="transformers text-generation: new tokens "
+                                           "per query (EOS does not stop early)."),
+        input_tokens: int = typer.Option(32, "--input-tokens", help="transformers text tasks: tokens per synthetic "
+                                         "prompt, and the cut for prompts read from --data-path."),
+        dtype: str = typer.Option("float32", "--dtype", help="transformers: float32, float16 or bfloat16."),
         as_json: bool = typer.Option(False, "--json", help="Print the runs' results as JSON instead of a table."),
     ) -> int:
         """Measure inference of one or more models: `mlee infer -m ResNet50 --backend pytorch`.
@@ -337,7 +346,8 @@ def register(app: typer.Typer) -> None:
             dataset=dataset,
             data_path=data_path, batch_size=batch_size, n_batches=n_batches, n_samples=n_samples, seed=seed,
             warmup_batches=warmup_batches, repeat=repeat, input_size=input_size, threads=threads,
-            max_corrupt_fraction=max_corrupt, per_layer=per_layer)
+            max_corrupt_fraction=max_corrupt, per_layer=per_layer, hf_task=hf_task, max_new_tokens=max_new_tokens,
+            input_tokens=input_tokens, dtype=dtype)
         return execute(model, options, _settings("infer", output_dir, interval, baseline_s, source, country, pue),
                        as_json, (mlflow, mlflow_uri))
 

@@ -1,0 +1,165 @@
+"""`mlee infer --backend transformers`: tiny random models saved under tmp_path, measured by path (issue 19)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_runners_support import TickingRapl
+from typer.testing import CliRunner
+
+pytest.importorskip("transformers")
+import hf_builders as hb  # noqa: E402
+
+from mlee.cli import app  # noqa: E402
+from mlee.results.schema import problem  # noqa: E402
+
+ENV = {"NO_COLOR": "1", "COLUMNS": "120", "HF_HUB_OFFLINE": "1"}
+QUICK = ["--batch-size", "2", "--warmup-batches", "1", "--threads", "1"]
+
+
+@pytest.fixture
+def rapl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with TickingRapl(tmp_path / "powercap") as tree:
+        monkeypatch.setenv("MLEE_POWERCAP_ROOT", str(tree.root))
+        yield tree
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("hf")
+    return {"gpt2": hb.gpt2(root / "gpt2"), "bert": hb.bert(root / "bert"), "vit": hb.vit(root / "vit"),
+            "wav2vec2": hb.wav2vec2(root / "wav2vec2")}
+
+
+def _infer(model: Path, out: Path, *args: str):
+    return CliRunner().invoke(app, ["infer", "--backend", "transformers", "-m", str(model), "-o", str(out),
+                                    *QUICK, *args], env=ENV)
+
+
+def _only_results(out: Path) -> dict:
+    [folder] = [p for p in out.iterdir() if p.is_dir()]
+    return json.loads((folder / "results.json").read_text())
+
+
+def _total(block: dict) -> float:
+    return block["energy_j"]["total"]
+
+
+def test_text_generation_measures_prefill_and_decode_apart(tmp_path: Path, rapl: TickingRapl, models: dict) -> None:
+    out = tmp_path / "out"
+    res = _infer(models["gpt2"], out, "--n-samples", "4", "--input-tokens", "12", "--max-new-tokens", "5",
+                 "--repeat", "2")
+    assert res.exit_code == 0, res.output
+    r = _only_results(out)
+    assert problem("results", r) is None
+    measured = [w["name"] for w in r["windows"] if w["measured"]]
+    assert measured == ["prefill-0", "decode-0", "prefill-1", "decode-1"]
+    hf = r["transformers"]
+    assert hf["task"] == "text-generation" and hf["inputs"]["synthetic"] is True
+    assert hf["input_tokens"] == 4 * 12 and hf["output_tokens"] == 4 * 5 and hf["max_new_tokens"] == 5
+    assert hf["phases"]["prefill"]["tokens"] == 48 and hf["phases"]["decode"]["tokens"] == 4 * 4
+    assert r["dataset"] == "text-generation:synthetic" and r["n_samples"] == 4
+    windows = {w["name"]: w for w in r["windows"]}
+    # A query's energy is its share of the prefill and the decode window of each repeat, averaged over repeats.
+    per_repeat = [_total(windows[f"prefill-{i}"]) + _total(windows[f"decode-{i}"]) for i in range(2)]
+    assert _total(r["per_sample"]) == pytest.approx(sum(per_repeat) / 2 / 4)
+    assert _total(hf["per_query"]) == pytest.approx(_total(r["per_sample"]))
+    assert _total(hf["per_output_token"]) == pytest.approx(sum(per_repeat) / 2 / 20)
+    decode = hf["phases"]["decode"]
+    assert _total(decode["per_token"]) == pytest.approx(
+        (_total(windows["decode-0"]) + _total(windows["decode-1"])) / 2 / 16)
+    assert decode["energy_method"]["total"] == "counter" and decode["tokens_per_s"] > 0
+    assert 0 < hf["latency"]["p50_ms"] <= hf["latency"]["p95_ms"] and hf["latency"]["n_batches"] == 4
+    assert r["model_info"]["parameters"] > 0 and r["backend"]["name"] == "transformers"
+
+
+def test_greedy_decode_makes_the_tokens_generate_makes(models: dict) -> None:
+    import torch
+
+    from mlee.runners import transformers_backend as tb
+    from mlee.runners.options import RunOptions
+
+    hf = tb.load_model(str(models["gpt2"]), None, "float32", "cpu", 1, 0)
+    options = RunOptions(backend="transformers", input_tokens=7, n_samples=3, seed=3)
+    [batch] = tb.make_batches(hf, tb.make_queries(hf, options, 3), 3)
+    ours = tb.decode(hf, tb.prefill(hf, batch), 5)
+    with torch.inference_mode():
+        theirs = hf.model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], do_sample=False,
+                                   max_new_tokens=6, min_new_tokens=6, pad_token_id=0)[:, 7:]
+    assert torch.equal(ours, theirs)
+
+
+def test_text_classification_from_jsonl(tmp_path: Path, rapl: TickingRapl, models: dict) -> None:
+    data = tmp_path / "prompts.jsonl"
+    data.write_text('{"text": "the cat sat on the mat"}\n{"text": "a dog"}\n\n{"prompt": "energy is joule"}\n')
+    res = _infer(models["bert"], tmp_path / "out", "--data-path", str(data))
+    assert res.exit_code == 0, res.output
+    r = _only_results(tmp_path / "out")
+    hf = r["transformers"]
+    assert hf["task"] == "text-classification" and hf["queries"] == 3 and hf["inputs"]["synthetic"] is False
+    assert hf["input_tokens"] == 6 + 2 + 3  # words of the prompts, padding not counted
+    assert hf["per_output_token"] is None and "phases" not in hf  # no tokens made: no figure, never a zero
+    assert _total(hf["per_input_token"]) == pytest.approx(_total(r["per_sample"]) * 3 / 11)
+    assert [w["name"] for w in r["windows"] if w["measured"]] == ["repeat-0"]
+    assert r["dataset"] == "text-classification:prompts.jsonl"
+
+
+def test_image_classification_from_a_folder_and_synthetic(tmp_path: Path, rapl: TickingRapl, models: dict) -> None:
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40 + i, 50), (i * 60, 90, 200)).save(images / f"{i}.png")
+    res = _infer(models["vit"], tmp_path / "local", "--data-path", str(images))
+    assert res.exit_code == 0, res.output
+    assert _only_results(tmp_path / "local")["transformers"]["queries"] == 3
+    res = _infer(models["vit"], tmp_path / "synthetic", "--n-batches", "2")
+    assert res.exit_code == 0, res.output
+    hf = _only_results(tmp_path / "synthetic")["transformers"]
+    assert hf["inputs"] == {"synthetic": True, "source": "synthetic", "kind": "image", "image_size_px": 32,
+                            "channels": 3}
+    assert hf["queries"] == 4 and hf["per_input_token"] is None
+
+
+def test_speech_recognition_from_wav_files(tmp_path: Path, rapl: TickingRapl, models: dict) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    hb.write_wav(clips / "a.wav", 0.5)
+    hb.write_wav(clips / "b.wav", 0.3)
+    res = _infer(models["wav2vec2"], tmp_path / "out", "--data-path", str(clips))
+    assert res.exit_code == 0, res.output
+    hf = _only_results(tmp_path / "out")["transformers"]
+    assert hf["task"] == "automatic-speech-recognition" and hf["queries"] == 2
+    assert hf["inputs"]["sampling_rate_hz"] == 16000
+    hb.write_wav(clips / "c.wav", 0.2, rate_hz=8000)
+    res = _infer(models["wav2vec2"], tmp_path / "bad", "--data-path", str(clips))
+    assert res.exit_code == 2 and "8000 Hz" in res.stderr and "Traceback" not in res.output
+
+
+def test_a_hub_id_fails_at_once_offline(tmp_path: Path) -> None:
+    res = _infer(Path("openai-community/gpt2"), tmp_path / "out")
+    assert res.exit_code == 2, res.output
+    assert res.stderr.count("error:") == 1 and "HF_HUB_OFFLINE" in res.stderr
+    assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--task", "translation"], "unknown --task 'translation'"),
+    (["--dtype", "float8"], "unknown --dtype 'float8'"),
+    (["--max-new-tokens", "0"], "--max-new-tokens 0 must be a positive"),
+    (["--dataset", "digits"], "--dataset digits does not go with --backend transformers"),
+])
+def test_bad_options_are_usage_errors(tmp_path: Path, models: dict, args: list[str], needle: str) -> None:
+    res = _infer(models["gpt2"], tmp_path / "out", *args)
+    assert res.exit_code == 2 and needle in " ".join(res.stderr.split()), res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_without_config_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    res = _infer(tmp_path / "empty", tmp_path / "out")
+    assert res.exit_code == 2 and "no config.json" in res.stderr
