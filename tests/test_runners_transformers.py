@@ -163,3 +163,46 @@ def test_a_folder_without_config_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     res = _infer(tmp_path / "empty", tmp_path / "out")
     assert res.exit_code == 2 and "no config.json" in res.stderr
+
+
+def test_merge_summarises_the_per_token_figures_and_relative_rates_them(tmp_path: Path, rapl: TickingRapl,
+                                                                         models: dict) -> None:
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert _infer(models["gpt2"], out, "--n-batches", "1", "--max-new-tokens", "3").exit_code == 0
+    assert _infer(models["bert"], out, "--n-batches", "1").exit_code == 0
+    db_path = tmp_path / "db.json"
+    res = CliRunner().invoke(app, ["merge", str(out), "-o", str(db_path)], env=ENV)
+    assert res.exit_code == 0, res.output
+    db = json.loads(db_path.read_text())
+    assert problem("database", db) is None
+    by_model = {s["model"]: s for s in db["summaries"]}
+    gpt2 = by_model["gpt2"]
+    assert gpt2["n"] == 2 and gpt2["dataset"] == "text-generation:synthetic"
+    records = [r for r in db["records"] if r["model"] == "gpt2"]
+    figures = [r["transformers"]["per_output_token"]["energy_j"]["total"] for r in records]
+    assert gpt2["transformers"]["output_token_energy_j"]["mean"] == pytest.approx(sum(figures) / 2)
+    assert by_model["bert"]["transformers"]["output_token_energy_j"]["mean"] is None  # classifiers make no tokens
+    res = CliRunner().invoke(app, ["rate", str(db_path), "--spec", "relative", "--json"], env=ENV)
+    assert res.exit_code == 0, res.output
+    rated = {r["model"]: r for r in json.loads(res.stdout)}
+    assert rated["gpt2"]["dataset"] == "text-generation:synthetic" and rated["gpt2"]["n"] == 2
+    assert rated["gpt2"]["metrics"]["energy_per_sample"]["value"] == pytest.approx(gpt2["per_sample"]["energy_j"]["mean"])
+
+
+@pytest.mark.parametrize("name", ["gpt2", "bert"])
+def test_per_layer_breaks_a_transformer_down(tmp_path: Path, rapl: TickingRapl, models: dict, name: str) -> None:
+    res = _infer(models[name], tmp_path / "out", "--n-batches", "1", "--per-layer", "--max-new-tokens", "2")
+    assert res.exit_code == 0, res.output
+    r = _only_results(tmp_path / "out")
+    breakdown = r["per_layer"]
+    assert [w for w in r["windows"] if w["name"] == "per-layer"][0]["measured"] is False
+    assert breakdown["layers_sum"]["energy_j"] + breakdown["outside_layers"]["energy_j"] == pytest.approx(
+        breakdown["energy_j"], rel=1e-6)
+    categories = breakdown["categories"]
+    assert {"attention", "mlp", "embedding", "norm", "head", "other"} == set(categories), categories
+    assert categories["head"]["layers"] == (4 if name == "bert" else 1)  # BERT: classifier and pooler (3)
+    # Every layer is in one category: the categories add up to the layers, nothing counted twice.
+    assert sum(c["layers"] for c in categories.values()) == len(breakdown["layers"])
+    assert sum(c["energy_j"] for c in categories.values()) == pytest.approx(
+        sum(layer["energy_j"] for layer in breakdown["layers"]))
