@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from mlee.commands import hf_options as _hf
 from mlee.errors import UsageError
 from mlee.signals import SignalGuard
 
@@ -21,8 +22,7 @@ EXIT_FAILURE = 1
 
 _MODEL = typer.Option(None, "--model", "-m", show_default=False,
                       help="Model name (repeatable or comma-separated: -m ResNet50,VGG16). See `mlee models`.")
-_BACKEND = typer.Option("pytorch", "--backend", "-b",
-                        help="pytorch, tensorflow, onnx, or transformers (-m: a save_pretrained folder or hub id).")
+_BACKEND = typer.Option("pytorch", "--backend", "-b", help="pytorch, tensorflow, onnx or transformers.")
 _ONNX_SOURCE = typer.Option("pytorch", "--onnx-source",
                             help="Framework an onnx model is exported from: pytorch or tensorflow.")
 _WEIGHTS = typer.Option("none", "--weights", "-w", help="none (random, no network), pretrained, or a checkpoint PATH.")
@@ -319,18 +319,10 @@ def register(app: typer.Typer) -> None:
         input_size: int = _INPUT_SIZE, threads: int = _THREADS, max_corrupt: float = _MAX_CORRUPT,
         output_dir: Path = _OUTPUT, interval: float = _INTERVAL, baseline_s: float = _BASELINE,
         source: list[str] = _SOURCE, country: str = _COUNTRY, pue: float = _PUE,
-        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI,
-        per_layer: bool = typer.Option(False, "--per-layer",
-                                       help="PyTorch or TensorFlow: also time every layer in an extra window and "
-                                            "attribute its energy to layers (stored as per_layer, shown as a table)."),
-        hf_task: str = typer.Option(None, "--task", show_default=False,
-                                    help="transformers: text-classification, text-generation, image-classification or "
-                                         "automatic-speech-recognition (default: from the model's config)."),
-        max_new_tokens: int = typer.Option(16, "--max-new-tokens", help="transformers text-generation: new tokens "
-                                           "per query (EOS does not stop early)."),
-        input_tokens: int = typer.Option(32, "--input-tokens", help="transformers text tasks: tokens per synthetic "
-                                         "prompt, and the cut for prompts read from --data-path."),
-        dtype: str = typer.Option("float32", "--dtype", help="transformers: float32, float16 or bfloat16."),
+        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI, hf_task: str = _hf.TASK, dtype: str = _hf.DTYPE,
+        max_new_tokens: int = _hf.MAX_NEW_TOKENS, input_tokens: int = _hf.INPUT_TOKENS,
+        per_layer: bool = typer.Option(False, "--per-layer", help="Also time every layer in an extra window and "
+                                       "attribute its energy to layers (stored as per_layer, shown as a table)."),
         as_json: bool = typer.Option(False, "--json", help="Print the runs' results as JSON instead of a table."),
     ) -> int:
         """Measure inference of one or more models: `mlee infer -m ResNet50 --backend pytorch`.
@@ -342,8 +334,7 @@ def register(app: typer.Typer) -> None:
         from mlee.runners.options import RunOptions
 
         options = RunOptions(
-            task="inference", backend=backend, onnx_source=onnx_source, weights=weights, device=device,
-            dataset=dataset,
+            task="inference", backend=backend, onnx_source=onnx_source, weights=weights, device=device, dataset=dataset,
             data_path=data_path, batch_size=batch_size, n_batches=n_batches, n_samples=n_samples, seed=seed,
             warmup_batches=warmup_batches, repeat=repeat, input_size=input_size, threads=threads,
             max_corrupt_fraction=max_corrupt, per_layer=per_layer, hf_task=hf_task, max_new_tokens=max_new_tokens,

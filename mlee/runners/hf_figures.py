@@ -34,7 +34,8 @@ def per_unit(energies: Sequence[Mapping], methods: Sequence[Mapping], units: Seq
         return None
     energy, method = {}, {}
     for c in COMPONENTS:
-        values = [None if e.get(c) is None else float(e[c]) / u for e, u in zip(energies, units)]  # type: ignore[operator]
+        values = [None if e.get(c) is None else float(e[c]) / u  # type: ignore[operator]
+                  for e, u in zip(energies, units)]
         energy[c] = summary(values)["mean"]
         method[c] = weakest([m.get(c) for m in methods]) if energy[c] is not None else None
     return {"energy_j": energy, "energy_method": method}

@@ -65,7 +65,8 @@ def read_texts(path: Path) -> list[str]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number} is not JSON ({exc.msg})", fix="write one JSON object a line") from exc
+                raise UsageError(f"{path}:{number} is not JSON ({exc.msg})",
+                                 fix="write one JSON object a line") from exc
             text = row.get("text", row.get("prompt")) if isinstance(row, dict) else None
             if not isinstance(text, str):
                 raise UsageError(f"{path}:{number} has no text field", fix='give each line a "text" string')
