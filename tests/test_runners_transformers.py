@@ -13,6 +13,7 @@ pytest.importorskip("transformers")
 import hf_builders as hb  # noqa: E402
 
 from mlee.cli import app  # noqa: E402
+from mlee.label.content import format_value, label_content  # noqa: E402
 from mlee.results.schema import problem  # noqa: E402
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "120", "HF_HUB_OFFLINE": "1"}
@@ -74,6 +75,11 @@ def test_text_generation_measures_prefill_and_decode_apart(tmp_path: Path, rapl:
     assert decode["energy_method"]["total"] == "counter" and decode["tokens_per_s"] > 0
     assert 0 < hf["latency"]["p50_ms"] <= hf["latency"]["p95_ms"] and hf["latency"]["n_batches"] == 4
     assert r["model_info"]["parameters"] > 0 and r["backend"]["name"] == "transformers"
+    lines = {ln.key: ln.text for b in label_content({"compound": "B", "metrics": {}, "record": r}).blocks
+             for ln in b.lines}
+    assert lines["decode_energy_per_token"] == format_value("", _total(decode["per_token"]), "J")
+    assert "energy_per_output_token" in lines and "prefill_energy_per_token" not in lines  # three lines fit a block
+    assert lines["latency_p95"] == format_value("", hf["latency"]["p95_ms"], "ms")
 
 
 def test_greedy_decode_makes_the_tokens_generate_makes(models: dict) -> None:
@@ -189,6 +195,20 @@ def test_merge_summarises_the_per_token_figures_and_relative_rates_them(tmp_path
     assert rated["gpt2"]["dataset"] == "text-generation:synthetic" and rated["gpt2"]["n"] == 2
     energy = rated["gpt2"]["metrics"]["energy_per_sample"]["value"]
     assert energy == pytest.approx(gpt2["per_sample"]["energy_j"]["mean"])
+    # The label shows the per-token figures and the phases beside the rated ones, unrated (no letter).
+    content = label_content(rated["gpt2"])
+    lines = {ln.key: ln for b in content.blocks for ln in b.lines}
+    per_token = gpt2["transformers"]["output_token_energy_j"]["mean"]
+    assert lines["energy_per_output_token"].text == format_value("", per_token, "J")
+    assert lines["energy_per_output_token"].rating is None and "tokens_per_s" in lines
+    assert "decode_energy_per_token" not in lines  # a summary keeps no phases: no line rather than a made-up one
+    single = label_content(rated["bert"])
+    keys = {ln.key for b in single.blocks for ln in b.lines}
+    assert "energy_per_input_token" in keys and "energy_per_output_token" not in keys
+    res = CliRunner().invoke(app, ["label", str(db_path), "--all", "--spec", "relative", "-o", str(tmp_path / "l")],
+                             env=ENV)
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "l").glob("*.pdf"))) == 2
 
 
 @pytest.mark.parametrize("name", ["gpt2", "bert"])
