@@ -227,3 +227,31 @@ def test_per_layer_breaks_a_transformer_down(tmp_path: Path, rapl: TickingRapl, 
     assert sum(c["layers"] for c in categories.values()) == len(breakdown["layers"])
     assert sum(c["energy_j"] for c in categories.values()) == pytest.approx(
         sum(layer["energy_j"] for layer in breakdown["layers"]))
+
+
+def test_fine_tuning_measures_each_epoch_and_the_energy_per_training_token(tmp_path: Path, rapl: TickingRapl,
+                                                                           models: dict) -> None:
+    data = tmp_path / "train.jsonl"
+    rows = [("the cat sat on the mat", 0), ("a dog was slow", 1), ("energy is joule", 2), ("the model is fast", 1),
+            ("watt", 0)]
+    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["train", "--backend", "transformers", "-m", str(models["bert"]), "-o", str(out),
+                                   "--data-path", str(data), "--epochs", "2", "--batch-size", "2", "--lr", "0.001",
+                                   "--optimizer", "adam", "--threads", "1", "--warmup-batches", "0"], env=ENV)
+    assert res.exit_code == 0, res.output
+    r = _only_results(out)
+    assert problem("results", r) is None
+    assert [w["name"] for w in r["windows"] if w["measured"]] == ["epoch-1", "epoch-2"]
+    training = r["training"]
+    assert training["tokens_per_epoch"] == 6 + 4 + 3 + 4 + 1 and training["epochs"] == 2
+    windows = [w for w in r["windows"] if w["measured"]]
+    assert _total(training["per_token"]) == pytest.approx(sum(_total(w) for w in windows) / 2 / 18)
+    assert training["per_epoch"]["energy_j"] == pytest.approx(sum(_total(w) for w in windows) / 2)
+    assert [h["epoch"] for h in training["history"]] == [1, 2] and r["dataset"] == "text-classification:train.jsonl"
+    assert r["metrics"]["top1"] is None  # no held-out split: training accuracy stays in the history
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "a cat", "label": 7}\n')
+    res = CliRunner().invoke(app, ["train", "--backend", "transformers", "-m", str(models["bert"]), "-o",
+                                   str(tmp_path / "bad"), "--data-path", str(bad)], env=ENV)
+    assert res.exit_code == 2 and "the model has 3 classes" in " ".join(res.stderr.split()), res.output

@@ -364,7 +364,7 @@ def register(app: typer.Typer) -> None:
         input_size: int = _INPUT_SIZE, threads: int = _THREADS, max_corrupt: float = _MAX_CORRUPT,
         output_dir: Path = _OUTPUT, interval: float = _INTERVAL, baseline_s: float = _BASELINE,
         source: list[str] = _SOURCE, country: str = _COUNTRY, pue: float = _PUE,
-        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI,
+        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI, input_tokens: int = _hf.INPUT_TOKENS,
         as_json: bool = typer.Option(False, "--json", help="Print the runs' results as JSON instead of a table."),
     ) -> int:
         """Measure training of one or more models: `mlee train -m MobileNetV3Small --epochs 3`.
@@ -376,8 +376,8 @@ def register(app: typer.Typer) -> None:
         from mlee.runners.options import RunOptions
 
         options = RunOptions(
-            task="training", backend=backend, weights=weights, device=device,
-            dataset=dataset,
+            task="training", backend=backend, weights=weights, device=device, dataset=dataset,
+            input_tokens=input_tokens,
             data_path=data_path, batch_size=batch_size, n_batches=n_batches, n_samples=n_samples, seed=seed,
             warmup_batches=warmup_batches, input_size=input_size, threads=threads, max_corrupt_fraction=max_corrupt,
             epochs=epochs, lr=lr, optimizer=optimizer, max_seconds=max_seconds, save_weights=save_weights)

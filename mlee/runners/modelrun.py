@@ -305,7 +305,12 @@ def run_model(model: str, options: RunOptions, session: Any = None,
         if options.backend == "transformers":
             from mlee.runners import transformers_backend
 
-            transformers_backend.infer(m, model, options, progress)
+            if options.task == "training":
+                from mlee.runners.hf_training import train as train_hf
+
+                train_hf(m, model, options, progress)
+            else:
+                transformers_backend.infer(m, model, options, progress)
         elif options.task == "inference":
             infer(m, model, options, weights, progress)
         else:

@@ -144,9 +144,9 @@ class RunOptions:
         from mlee.runners.hf_inputs import TASK_INPUTS
         from mlee.runners.transformers_backend import DTYPES
 
-        if self.task == "training":
-            raise UsageError("the transformers backend measures inference only for now",
-                             fix="use `mlee infer --backend transformers`")
+        if self.task == "training" and self.hf_task not in (None, "text-classification"):
+            raise UsageError(f"`mlee train --backend transformers` fine-tunes text classifiers, not {self.hf_task}",
+                             fix="train a ...ForSequenceClassification model")
         if self.hf_task is not None and self.hf_task not in TASK_INPUTS:
             raise UsageError(f"unknown --task {self.hf_task!r}", fix=f"use one of: {', '.join(TASK_INPUTS)}")
         if self.dtype not in DTYPES:

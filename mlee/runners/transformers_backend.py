@@ -175,7 +175,8 @@ def make_batches(hf: HfModel, queries: hf_inputs.Queries, batch_size: int) -> li
     return batches
 
 
-def _inputs(batch: dict) -> dict:
+def model_inputs(batch: dict) -> dict:
+    """The tensors of ``batch`` the model takes (without mlee's ``_tokens`` and ``_rows`` counts)."""
     return {k: v for k, v in batch.items() if not k.startswith("_")}
 
 
@@ -194,7 +195,7 @@ def forward(hf: HfModel, batches: list[dict], latencies: list[float]) -> None:
     with torch.inference_mode():
         for batch in batches:
             t0 = time.perf_counter()
-            hf.model(**_inputs(batch))
+            hf.model(**model_inputs(batch))
             synchronize(hf)
             latencies.append(time.perf_counter() - t0)
 
@@ -270,7 +271,8 @@ def model_info(hf: HfModel) -> dict:
             "flops_counter": "none"}
 
 
-def _backend_info() -> dict:
+def backend_info() -> dict:
+    """The ``backend`` block: transformers' and torch's versions."""
     import torch
     import transformers
 
@@ -282,7 +284,7 @@ def infer(m: Any, model: str, options: Any, progress: Any = None) -> None:
     with m.window("build", measured=False):
         hf = load_model(check_model(model), options.hf_task, options.dtype, options.device, options.threads,
                         options.seed)
-    m.add_results(backend=_backend_info(), model_info=model_info(hf))
+    m.add_results(backend=backend_info(), model_info=model_info(hf))
     with m.window("data", measured=False):
         queries = make_queries(hf, options, options.planned_samples() or options.batch_size)
         batches = make_batches(hf, queries, options.batch_size)
