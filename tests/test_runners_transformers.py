@@ -255,3 +255,10 @@ def test_fine_tuning_measures_each_epoch_and_the_energy_per_training_token(tmp_p
     res = CliRunner().invoke(app, ["train", "--backend", "transformers", "-m", str(models["bert"]), "-o",
                                    str(tmp_path / "bad"), "--data-path", str(bad)], env=ENV)
     assert res.exit_code == 2 and "the model has 3 classes" in " ".join(res.stderr.split()), res.output
+
+
+def test_transformers_options_need_the_transformers_backend(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["infer", "-m", "ResNet50", "--max-new-tokens", "8", "-o", str(tmp_path)], env=ENV)
+    assert res.exit_code == 2 and "go with --backend transformers" in " ".join(res.stderr.split()), res.output
+    res = CliRunner().invoke(app, ["infer", "-m", "ResNet50", "--backend", "transformer", "-o", str(tmp_path)], env=ENV)
+    assert res.exit_code == 2 and "did you mean transformers?" in res.stderr

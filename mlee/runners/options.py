@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from mlee.errors import UsageError
 from mlee.runners.data import DATASETS
 from mlee.runners.engine import WeightsChoice, parse_device
-from mlee.runners.registry import BACKENDS, ONNX_SOURCES, check_backend
+from mlee.runners.registry import BACKENDS, ONNX_SOURCES
 
 TASKS = ("inference", "training")
 #: Largest --input-size accepted (one 3 x 4096 x 4096 image is 200 MB as float32). Units: pixels.
@@ -82,8 +83,13 @@ class RunOptions:
             raise UsageError(f"unknown task {self.task!r}", fix=f"one of {', '.join(TASKS)}")
         if self.backend == "transformers":
             self._validate_transformers()
-        else:
-            check_backend(self.backend)
+        elif self.backend not in BACKENDS:
+            close = difflib.get_close_matches(str(self.backend).lower(), RUN_BACKENDS, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"unknown backend {self.backend!r}", fix=f"{hint}choose one of: {', '.join(RUN_BACKENDS)}")
+        elif (self.hf_task, self.max_new_tokens, self.input_tokens, self.dtype) != (None, 16, 32, "float32"):
+            raise UsageError("--task, --max-new-tokens, --input-tokens and --dtype go with --backend transformers",
+                             fix=f"drop them, or use --backend transformers instead of {self.backend}")
         if self.onnx_source not in ONNX_SOURCES:
             raise UsageError(f"unknown --onnx-source {self.onnx_source!r}", fix="use pytorch or tensorflow")
         if self.per_layer and self.task != "inference":
