@@ -236,15 +236,14 @@ def _initial_results(model: str, options: RunOptions) -> dict:
 
 
 def canonical_name(model: str) -> str:
-    """The registry's name for ``model`` when it knows it, else ``model`` as given (a local folder: its name)."""
+    """The registry's name for ``model`` when it knows it, else a model folder's name, else ``model`` as given."""
     from pathlib import Path
 
-    if Path(model).expanduser().is_dir():
-        return Path(model).expanduser().resolve().name
     try:
         return registry.lookup(model).name
     except MleeError:
-        return model
+        path = Path(model).expanduser()
+        return path.resolve().name if path.is_dir() else model
 
 
 def session_parts(session: Any, kind: str, config: dict) -> tuple[Any, dict]:

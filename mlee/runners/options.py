@@ -86,7 +86,8 @@ class RunOptions:
         elif self.backend not in BACKENDS:
             close = difflib.get_close_matches(str(self.backend).lower(), RUN_BACKENDS, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise UsageError(f"unknown backend {self.backend!r}", fix=f"{hint}choose one of: {', '.join(RUN_BACKENDS)}")
+            raise UsageError(f"unknown backend {self.backend!r}",
+                             fix=f"{hint}choose one of: {', '.join(RUN_BACKENDS)}")
         elif (self.hf_task, self.max_new_tokens, self.input_tokens, self.dtype) != (None, 16, 32, "float32"):
             raise UsageError("--task, --max-new-tokens, --input-tokens and --dtype go with --backend transformers",
                              fix=f"drop them, or use --backend transformers instead of {self.backend}")
@@ -101,9 +102,7 @@ class RunOptions:
         if self.task == "training" and self.backend == "onnx":
             raise UsageError("the onnx backend runs inference only", fix="train with --backend pytorch or tensorflow")
         parse_device(self.device)
-        if self.backend == "transformers":
-            pass
-        elif self.dataset_name not in DATASETS:
+        if self.backend != "transformers" and self.dataset_name not in DATASETS:
             raise UsageError(f"unknown dataset {self.dataset_name!r}", fix=f"choose one of: {', '.join(DATASETS)}")
         if self.dataset_name == "imagenet" and self.data_path is None:
             raise UsageError("--dataset imagenet needs --data-path", fix="pass --data-path DIR")
