@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from mlee.commands import hf_options as _hf
 from mlee.errors import UsageError
 from mlee.signals import SignalGuard
 
@@ -21,7 +22,7 @@ EXIT_FAILURE = 1
 
 _MODEL = typer.Option(None, "--model", "-m", show_default=False,
                       help="Model name (repeatable or comma-separated: -m ResNet50,VGG16). See `mlee models`.")
-_BACKEND = typer.Option("pytorch", "--backend", "-b", help="pytorch, tensorflow or onnx.")
+_BACKEND = typer.Option("pytorch", "--backend", "-b", help="pytorch, tensorflow, onnx or transformers.")
 _ONNX_SOURCE = typer.Option("pytorch", "--onnx-source",
                             help="Framework an onnx model is exported from: pytorch or tensorflow.")
 _WEIGHTS = typer.Option("none", "--weights", "-w", help="none (random, no network), pretrained, or a checkpoint PATH.")
@@ -175,7 +176,7 @@ def execute(models: list[str], options: Any, settings: Any, as_json: bool,
     names = split_model_args(models or [])
     if not names:
         raise UsageError("no model given", fix="pass --model NAME (see `mlee models`)")
-    check_models(names)
+    check_models(names, options.backend)
     options.validate()
     enabled = _progress_enabled()
     # The first SIGINT/SIGTERM/SIGHUP stops the run (recorded as interrupted, exit 130/143/129); later ones
@@ -318,10 +319,10 @@ def register(app: typer.Typer) -> None:
         input_size: int = _INPUT_SIZE, threads: int = _THREADS, max_corrupt: float = _MAX_CORRUPT,
         output_dir: Path = _OUTPUT, interval: float = _INTERVAL, baseline_s: float = _BASELINE,
         source: list[str] = _SOURCE, country: str = _COUNTRY, pue: float = _PUE,
-        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI,
-        per_layer: bool = typer.Option(False, "--per-layer",
-                                       help="PyTorch or TensorFlow: also time every layer in an extra window and "
-                                            "attribute its energy to layers (stored as per_layer, shown as a table)."),
+        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI, hf_task: str = _hf.TASK, dtype: str = _hf.DTYPE,
+        max_new_tokens: int = _hf.MAX_NEW_TOKENS, input_tokens: int = _hf.INPUT_TOKENS,
+        per_layer: bool = typer.Option(False, "--per-layer", help="Also time every layer in an extra window and "
+                                       "attribute its energy to layers (stored as per_layer, shown as a table)."),
         as_json: bool = typer.Option(False, "--json", help="Print the runs' results as JSON instead of a table."),
     ) -> int:
         """Measure inference of one or more models: `mlee infer -m ResNet50 --backend pytorch`.
@@ -333,11 +334,11 @@ def register(app: typer.Typer) -> None:
         from mlee.runners.options import RunOptions
 
         options = RunOptions(
-            task="inference", backend=backend, onnx_source=onnx_source, weights=weights, device=device,
-            dataset=dataset,
+            task="inference", backend=backend, onnx_source=onnx_source, weights=weights, device=device, dataset=dataset,
             data_path=data_path, batch_size=batch_size, n_batches=n_batches, n_samples=n_samples, seed=seed,
             warmup_batches=warmup_batches, repeat=repeat, input_size=input_size, threads=threads,
-            max_corrupt_fraction=max_corrupt, per_layer=per_layer)
+            max_corrupt_fraction=max_corrupt, per_layer=per_layer, hf_task=hf_task, max_new_tokens=max_new_tokens,
+            input_tokens=input_tokens, dtype=dtype)
         return execute(model, options, _settings("infer", output_dir, interval, baseline_s, source, country, pue),
                        as_json, (mlflow, mlflow_uri))
 
@@ -363,7 +364,7 @@ def register(app: typer.Typer) -> None:
         input_size: int = _INPUT_SIZE, threads: int = _THREADS, max_corrupt: float = _MAX_CORRUPT,
         output_dir: Path = _OUTPUT, interval: float = _INTERVAL, baseline_s: float = _BASELINE,
         source: list[str] = _SOURCE, country: str = _COUNTRY, pue: float = _PUE,
-        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI,
+        mlflow: bool = _MLFLOW, mlflow_uri: str = _MLFLOW_URI, input_tokens: int = _hf.INPUT_TOKENS,
         as_json: bool = typer.Option(False, "--json", help="Print the runs' results as JSON instead of a table."),
     ) -> int:
         """Measure training of one or more models: `mlee train -m MobileNetV3Small --epochs 3`.
@@ -375,8 +376,8 @@ def register(app: typer.Typer) -> None:
         from mlee.runners.options import RunOptions
 
         options = RunOptions(
-            task="training", backend=backend, weights=weights, device=device,
-            dataset=dataset,
+            task="training", backend=backend, weights=weights, device=device, dataset=dataset,
+            input_tokens=input_tokens,
             data_path=data_path, batch_size=batch_size, n_batches=n_batches, n_samples=n_samples, seed=seed,
             warmup_batches=warmup_batches, input_size=input_size, threads=threads, max_corrupt_fraction=max_corrupt,
             epochs=epochs, lr=lr, optimizer=optimizer, max_seconds=max_seconds, save_weights=save_weights)

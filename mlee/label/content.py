@@ -15,6 +15,7 @@ from mlee import __version__
 from mlee.errors import ResultFormatError
 from mlee.fsutil import finite
 from mlee.label.qrtext import NA, qr_summary, qr_url
+from mlee.label.tokens import with_token_lines
 from mlee.rating.core import COLOURS as RATING_COLOURS  # the EU label colours, one definition
 from mlee.rating.core import LETTERS as RATINGS
 
@@ -376,6 +377,8 @@ def label_content(rated: dict[str, Any], *, qr_url_template: str | None = None,
     estimated, note = _energy_note(rated, record, blocks)
     note += coverage_note(record)  # issue 14: partial and shared figures say so on the label
     blocks = _with_energy_footnote(blocks, estimated, record)
+    blocks = with_token_lines(blocks, record,  # issue 19: per-token figures and phases of transformers runs
+                              lambda k, text, v, u: MetricLine(k, text, format_value(k, v, u), None, None, 0.0))
     if isinstance(rated.get("carbon"), dict) and finite(rated["carbon"].get("emissions_g")):
         blocks = _with_carbon(blocks, rated["carbon"])
     sha = str(spec.get("sha256") or "")

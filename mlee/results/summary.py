@@ -44,6 +44,11 @@ def facts(record: dict) -> dict | None:
         "epoch_energy_j": _num(_get(record, "training", "per_epoch", "energy_j")),
         "epoch_time_s": _num(_get(record, "training", "per_epoch", "time_s")),
         "estimated": bool(record.get("estimated")),
+        # issue 19: figures of --backend transformers runs (None for the others)
+        "input_token_energy_j": _num(_get(record, "transformers", "per_input_token", "energy_j", "total")),
+        "output_token_energy_j": _num(_get(record, "transformers", "per_output_token", "energy_j", "total")),
+        "tokens_per_s": _num(_get(record, "transformers", "tokens_per_s")),
+        "latency_p50_ms": _num(_get(record, "transformers", "latency", "p50_ms")),
         "model_info": record.get("model_info") if isinstance(record.get("model_info"), dict) else None,
     }
 
@@ -89,12 +94,17 @@ def summarise(all_facts: list[dict]) -> list[dict]:
         if any(f["epoch_energy_j"] is not None or f["epoch_time_s"] is not None for f in fs):
             summary["training"] = {"per_epoch": {"energy_j": mean_std([f["epoch_energy_j"] for f in fs]),
                                                  "time_s": mean_std([f["epoch_time_s"] for f in fs])}}
+        hf_keys = ("input_token_energy_j", "output_token_energy_j", "tokens_per_s", "latency_p50_ms")
+        if any(f.get(k) is not None for f in fs for k in hf_keys):
+            summary["transformers"] = {k: mean_std([f.get(k) for f in fs]) for k in hf_keys}
         out.append(summary)
     return out
 
 
 #: Order of the per-record figures in the packed form the ``--update`` index stores.
-_PACKED = ("energy_j", "energy_method", "time_ms", "top1", "top5", "epoch_energy_j", "epoch_time_s", "estimated")
+#: The transformers figures come last: an index written before them unpacks with them missing (None).
+_PACKED = ("energy_j", "energy_method", "time_ms", "top1", "top5", "epoch_energy_j", "epoch_time_s", "estimated",
+           "input_token_energy_j", "output_token_energy_j", "tokens_per_s", "latency_p50_ms")
 
 
 def pack_facts(by_id: dict[str, dict | None]) -> tuple[list, dict[str, list | None]]:
@@ -119,7 +129,7 @@ def pack_facts(by_id: dict[str, dict | None]) -> tuple[list, dict[str, list | No
                 where[tag] = len(groups)
                 groups.append([key, backend, info])
             hit = known[ids] = (where[tag], (key, backend, info))
-        packed[rid] = [hit[0], *(f[k] for k in _PACKED)]
+        packed[rid] = [hit[0], *(f.get(k) for k in _PACKED)]
     return groups, packed
 
 
@@ -128,4 +138,6 @@ def unpack_facts(rid: str, packed: list | None, groups: list) -> dict | None:
     if packed is None:
         return None
     key, backend, model_info = groups[packed[0]]
-    return {"id": rid, "key": key, "backend": backend, "model_info": model_info, **dict(zip(_PACKED, packed[1:]))}
+    figures = dict.fromkeys(_PACKED)
+    figures.update(zip(_PACKED, packed[1:]))
+    return {"id": rid, "key": key, "backend": backend, "model_info": model_info, **figures}

@@ -236,11 +236,14 @@ def _initial_results(model: str, options: RunOptions) -> dict:
 
 
 def canonical_name(model: str) -> str:
-    """The registry's name for ``model`` when it knows it, else ``model`` as given."""
+    """The registry's name for ``model`` when it knows it, else a model folder's name, else ``model`` as given."""
+    from pathlib import Path
+
     try:
         return registry.lookup(model).name
     except MleeError:
-        return model
+        path = Path(model).expanduser()
+        return path.resolve().name if path.is_dir() else model
 
 
 def session_parts(session: Any, kind: str, config: dict) -> tuple[Any, dict]:
@@ -264,8 +267,15 @@ def session_parts(session: Any, kind: str, config: dict) -> tuple[Any, dict]:
     return settings, {k: v for k, v in given.items() if k not in fields}
 
 
-def check_models(models: Sequence[str]) -> list[str]:
-    """The registry names of ``models``, or UsageError for the first unknown one (with the closest names)."""
+def check_models(models: Sequence[str], backend: str | None = None) -> list[str]:
+    """The registry names of ``models``, or UsageError for the first unknown one (with the closest names).
+
+    With ``backend`` ``transformers`` a model is a save_pretrained folder or a hub id instead.
+    """
+    if backend == "transformers":
+        from mlee.runners.transformers_backend import check_model
+
+        return [check_model(model) for model in models]
     return [registry.lookup(model).name for model in models]
 
 
@@ -291,7 +301,16 @@ def run_model(model: str, options: RunOptions, session: Any = None,
     m.start()  # a requested source that cannot be used stops here, before any folder is written
     try:
         m.add_results(**_initial_results(name, options))
-        if options.task == "inference":
+        if options.backend == "transformers":
+            from mlee.runners import transformers_backend
+
+            if options.task == "training":
+                from mlee.runners.hf_training import train as train_hf
+
+                train_hf(m, model, options, progress)
+            else:
+                transformers_backend.infer(m, model, options, progress)
+        elif options.task == "inference":
             infer(m, model, options, weights, progress)
         else:
             from mlee.runners.training import train
@@ -321,7 +340,7 @@ def run_models(models: Sequence[str], options: RunOptions, session: Any = None,
     Raises:
         UsageError: an unknown model or an unusable option, before any model runs (no folder is made).
     """
-    check_models(models)
+    check_models(models, options.backend)
     options.validate()
     session_parts(session, "infer", {})
     outcomes = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from mlee.errors import UsageError
 from mlee.runners.data import DATASETS
 from mlee.runners.engine import WeightsChoice, parse_device
-from mlee.runners.registry import ONNX_SOURCES, check_backend
+from mlee.runners.registry import BACKENDS, ONNX_SOURCES
 
 TASKS = ("inference", "training")
 #: Largest --input-size accepted (one 3 x 4096 x 4096 image is 200 MB as float32). Units: pixels.
@@ -19,7 +20,11 @@ OPTIMIZERS = ("sgd", "adam")
 DEFAULT_N_BATCHES = 10
 DEFAULT_WARMUP_BATCHES = 2
 #: Backends whose layers `--per-layer` can time (onnxruntime runs the whole graph in C++: no layer edges).
-PER_LAYER_BACKENDS = ("pytorch", "tensorflow")
+PER_LAYER_BACKENDS = ("pytorch", "tensorflow", "transformers")
+#: Backends of a model run: the registry's, plus Hugging Face models given by folder or hub id.
+RUN_BACKENDS = (*BACKENDS, "transformers")
+#: Longest synthetic prompt and most new tokens accepted by ``--input-tokens`` / ``--max-new-tokens``.
+MAX_TOKENS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,16 @@ class RunOptions:
     max_seconds: float | None = None
     save_weights: Path | None = None
     per_layer: bool = False
+    hf_task: str | None = None
+    max_new_tokens: int = 16
+    input_tokens: int = 32
+    dtype: str = "float32"
 
     @property
     def dataset_name(self) -> str:
         """The dataset actually used: the option, else imagenet with --data-path, else the task's default."""
+        if self.backend == "transformers":
+            return "local" if self.data_path is not None else (self.dataset or "synthetic")
         if self.dataset:
             return self.dataset
         if self.data_path is not None:
@@ -70,7 +81,16 @@ class RunOptions:
         """
         if self.task not in TASKS:
             raise UsageError(f"unknown task {self.task!r}", fix=f"one of {', '.join(TASKS)}")
-        check_backend(self.backend)
+        if self.backend == "transformers":
+            self._validate_transformers()
+        elif self.backend not in BACKENDS:
+            close = difflib.get_close_matches(str(self.backend).lower(), RUN_BACKENDS, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"unknown backend {self.backend!r}",
+                             fix=f"{hint}choose one of: {', '.join(RUN_BACKENDS)}")
+        elif (self.hf_task, self.max_new_tokens, self.input_tokens, self.dtype) != (None, 16, 32, "float32"):
+            raise UsageError("--task, --max-new-tokens, --input-tokens and --dtype go with --backend transformers",
+                             fix=f"drop them, or use --backend transformers instead of {self.backend}")
         if self.onnx_source not in ONNX_SOURCES:
             raise UsageError(f"unknown --onnx-source {self.onnx_source!r}", fix="use pytorch or tensorflow")
         if self.per_layer and self.task != "inference":
@@ -82,14 +102,14 @@ class RunOptions:
         if self.task == "training" and self.backend == "onnx":
             raise UsageError("the onnx backend runs inference only", fix="train with --backend pytorch or tensorflow")
         parse_device(self.device)
-        if self.dataset_name not in DATASETS:
+        if self.backend != "transformers" and self.dataset_name not in DATASETS:
             raise UsageError(f"unknown dataset {self.dataset_name!r}", fix=f"choose one of: {', '.join(DATASETS)}")
         if self.dataset_name == "imagenet" and self.data_path is None:
             raise UsageError("--dataset imagenet needs --data-path", fix="pass --data-path DIR")
         if self.data_path is not None and not Path(self.data_path).exists():
             raise UsageError(f"--data-path {self.data_path} does not exist",
                              fix="give the ImageNet folder (val/<class>/*.JPEG) or a tfds data_dir")
-        if self.data_path is not None and self.dataset_name != "imagenet":
+        if self.data_path is not None and self.dataset_name != "imagenet" and self.backend != "transformers":
             raise UsageError(f"--data-path does not go with --dataset {self.dataset_name}",
                              fix="drop --dataset (the path means imagenet) or drop --data-path")
         _positive("--batch-size", self.batch_size)
@@ -124,6 +144,26 @@ class RunOptions:
                              fix="create the folder or choose another --save-weights path")
         return WeightsChoice.parse(self.weights)
 
+    def _validate_transformers(self) -> None:
+        """The options only ``--backend transformers`` takes (its models are folders or hub ids, not registry names)."""
+        from mlee.runners.hf_inputs import TASK_INPUTS
+        from mlee.runners.transformers_backend import DTYPES
+
+        if self.task == "training" and self.hf_task not in (None, "text-classification"):
+            raise UsageError(f"`mlee train --backend transformers` fine-tunes text classifiers, not {self.hf_task}",
+                             fix="train a ...ForSequenceClassification model")
+        if self.hf_task is not None and self.hf_task not in TASK_INPUTS:
+            raise UsageError(f"unknown --task {self.hf_task!r}", fix=f"use one of: {', '.join(TASK_INPUTS)}")
+        if self.dtype not in DTYPES:
+            raise UsageError(f"unknown --dtype {self.dtype!r}", fix=f"use one of: {', '.join(DTYPES)}")
+        for flag, value in (("--max-new-tokens", self.max_new_tokens), ("--input-tokens", self.input_tokens)):
+            _positive(flag, value)
+            if value > MAX_TOKENS:
+                raise UsageError(f"{flag} {value} is too large", fix=f"use at most {MAX_TOKENS}")
+        if self.dataset not in (None, "synthetic"):
+            raise UsageError(f"--dataset {self.dataset} does not go with --backend transformers",
+                             fix="drop --dataset (synthetic inputs), or give --data-path FILE_OR_FOLDER")
+
     def planned_samples(self, available: int | None = None) -> int | None:
         """Samples to run (per epoch when training): --n-samples, --n-batches x --batch-size, or the default.
 
@@ -133,6 +173,8 @@ class RunOptions:
             want: int | None = self.n_samples
         elif self.n_batches is not None:
             want = self.n_batches * self.batch_size
+        elif self.backend == "transformers" and self.data_path is not None:
+            want = None  # every prompt, image or clip of the given file or folder
         elif self.dataset_name == "digits":
             want = None  # the whole split: it is small
         elif self.dataset_name == "synthetic" or self.task == "inference":
