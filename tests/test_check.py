@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from mlee import check as chk
+from mlee.rating import gate as chk
 from mlee.cli import app
 from mlee.errors import UsageError
 

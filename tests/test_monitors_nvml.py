@@ -7,7 +7,7 @@ import pytest
 
 from fakes.nvml import FakeGpu, FakeNvml
 from mlee.errors import SourcePermissionError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Method
+from mlee.vocabulary import Method
 from mlee.monitors.nvml import NvmlSource, open_nvml, probe_nvml, visible_indices
 
 

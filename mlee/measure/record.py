@@ -15,7 +15,7 @@ from typing import Any
 
 from mlee.errors import MleeError
 from mlee.measure.settings import SessionSettings
-from mlee.monitors.base import Domain, Method
+from mlee.vocabulary import Domain, Method
 from mlee.monitors.sampler import Snapshot
 from mlee.results.layout import SCHEMA_VERSION, utc_iso, write_json
 
@@ -113,10 +113,10 @@ def rank_info(env: dict[str, str] | None = None) -> dict | None:
 def write_environment(folder: Path, gpus: list | None, nvml: Any) -> str | None:
     """Collect the machine's facts and write ``environment.json``; on any failure the error as text (it is
     reported in ``log.txt`` at the end: a missing environment must not kill a measurement)."""
-    from mlee import environment
+    from mlee.measure import machine
 
     try:
-        write_json(folder, "environment.json", environment.collect(gpus=gpus, nvml=nvml))
+        write_json(folder, "environment.json", machine.collect(gpus=gpus, nvml=nvml))
     except Exception as exc:  # noqa: BLE001 - see above
         return f"{type(exc).__name__}: {exc}"
     return None

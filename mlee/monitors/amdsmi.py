@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlee.errors import MleeError, SourcePermissionError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Detected, Domain, Method, Probe, Reading
+from mlee.monitors.base import Detected, Probe, Reading
+from mlee.vocabulary import Domain, Method
 
 INSTALL_FIX = ("install ROCm (libamd_smi.so) and the amdsmi package: pip install 'mlee[amd]' "
                "(ROCm 6.3 or newer for trustworthy energy counters)")

@@ -1,43 +1,14 @@
-"""The power-source interface every monitor implements, and the records it produces."""
+"""The power-source interface every monitor implements, and the records it produces.
+
+``Domain`` and ``Method`` live in :mod:`mlee.vocabulary` (the ground floor), beside the rest of the shared words.
+"""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-
-class Domain(str, enum.Enum):
-    """What part of the machine a source measures."""
-
-    cpu = "cpu"
-    dram = "dram"
-    gpu = "gpu"
-    system = "system"
-
-
-class Method(str, enum.Enum):
-    """How an energy figure was obtained, from strongest to weakest.
-
-    ``counter``: difference of a hardware energy counter (RAPL ``energy_uj``, NVML total energy).
-    ``power_integration``: trapezoid integral of sampled power readings.
-    ``estimate``: a model of power (codecarbon's TDP x load, RAM size rules), not a measurement.
-    """
-
-    counter = "counter"
-    power_integration = "power_integration"
-    estimate = "estimate"
-
-
-#: Order used to state the method of a sum: a sum is only as strong as its weakest part.
-METHOD_STRENGTH = {Method.counter: 2, Method.power_integration: 1, Method.estimate: 0}
-
-
-def weakest_method(methods: list[Method]) -> Method | None:
-    """The weakest of ``methods`` (the method a sum of their figures must be reported with)."""
-    if not methods:
-        return None
-    return min(methods, key=lambda m: METHOD_STRENGTH[Method(m)])
+from mlee.vocabulary import Domain, Method
 
 
 @dataclass(frozen=True)

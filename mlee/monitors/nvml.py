@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mlee.errors import MleeError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Detected, Domain, Method, Probe, Reading
+from mlee.monitors.base import Detected, Probe, Reading
+from mlee.vocabulary import Domain, Method
 from mlee.monitors.nvml_lib import (  # noqa: F401 - re-exported: part of this module's API
     INSTALL_FIX,
     Library,

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mlee.errors import SourceReadError
-from mlee.monitors.base import Method, PowerSource, Reading
+from mlee.monitors.base import PowerSource, Reading
+from mlee.vocabulary import Method
 from mlee.monitors.host import HostMonitor
 from mlee.monitors.integrate import trapezoid_j
 

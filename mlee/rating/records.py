@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mlee.rating.spec import MetricSpec, Spec
+from mlee.vocabulary import METHOD_STRENGTH  # a mean is reported with the weakest method among its runs
 
-#: A measurement method's strength; a mean is reported with the weakest method among its runs.
-METHOD_STRENGTH = {"counter": 2, "power_integration": 1, "estimate": 0}
 
 GroupKey = tuple[str, str | None, str | None]  # (task, dataset, environment)
 
