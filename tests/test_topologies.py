@@ -254,8 +254,8 @@ def test_d7_infer_exits_1_when_no_component_has_a_valid_figure(tmp_path, monkeyp
 
     lost = [{"name": "nvml:0", "energy_j": None, "valid": False, "reason": "NVML: read GPU 0: GPU is lost"}]
     none = {"total": None, "cpu": None, "dram": None, "gpu": None}
-    options = SimpleNamespace(task="inference", validate=lambda: None)
-    monkeypatch.setattr(modelrun, "check_models", lambda names: None)
+    options = SimpleNamespace(task="inference", backend="pytorch", validate=lambda: None)
+    monkeypatch.setattr(modelrun, "check_models", lambda names, backend=None: None)
     monkeypatch.setattr(modelrun, "run_models", lambda *a, **k: [outcome(none, lost)])
     assert execute(["m"], options, {}, as_json=True) == 1
     assert "no valid energy reading from nvml:0: NVML: read GPU 0: GPU is lost" in capsys.readouterr().err
