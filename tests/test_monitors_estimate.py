@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from fakes.estimator import FakeEstimator
-from mlee.errors import UsageError
 from mlee.carbon import resolve_country
+from mlee.errors import UsageError
 from mlee.monitors.estimate import open_estimate, probe_estimate
 from mlee.vocabulary import Domain, Method
 

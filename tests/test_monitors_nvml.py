@@ -7,8 +7,8 @@ import pytest
 
 from fakes.nvml import FakeGpu, FakeNvml
 from mlee.errors import SourcePermissionError, SourceReadError, SourceUnavailable
-from mlee.vocabulary import Method
 from mlee.monitors.nvml import NvmlSource, open_nvml, probe_nvml, visible_indices
+from mlee.vocabulary import Method
 
 
 def test_counter_gpu_reports_joules_since_open(clock):

@@ -14,11 +14,11 @@ from fakes.nvml import FakeGpu, FakeNvml
 from fakes.powercap import Zone, make_powercap_tree, set_energy
 from fakes.topologies import MIG, SCENARIOS, Rig
 from mlee.errors import SourcePermissionError, SourceReadError, SourceUnavailable, UsageError
+from mlee.measure.session import Measurement
 from mlee.monitors.amdsmi import load_amdsmi
-from mlee.vocabulary import Method
 from mlee.monitors.detect import open_sources, parse_requested, probe_all
 from mlee.monitors.rapl import detect_rapl, open_rapl
-from mlee.measure.session import Measurement
+from mlee.vocabulary import Method
 
 
 def scenario(key: str):

@@ -15,9 +15,9 @@ from typing import Any
 
 from mlee.errors import MleeError
 from mlee.measure.settings import SessionSettings
-from mlee.vocabulary import Domain, Method
 from mlee.monitors.sampler import Snapshot
 from mlee.results.layout import SCHEMA_VERSION, utc_iso, write_json
+from mlee.vocabulary import Domain, Method
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from mlee import errors
-from mlee.monitors.base import Reading
 from mlee.vocabulary import Domain, Method
 
 

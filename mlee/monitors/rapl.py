@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 from mlee.errors import SourcePermissionError, SourceReadError, SourceUnavailable
 from mlee.monitors.base import Detected, Probe, Reading
-from mlee.vocabulary import Domain, Method
 from mlee.monitors.integrate import counter_delta_uj, quarter_wrap_interval_s
+from mlee.vocabulary import Domain, Method
 from mlee.monitors.powercap import (  # noqa: F401 - re-exported: the zone helpers belong to RAPL's API
     DEFAULT_POWERCAP_ROOT,
     ENV_POWERCAP_ROOT,

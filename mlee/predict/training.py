@@ -14,10 +14,10 @@ from typing import Any
 
 from mlee.errors import MleeError, UsageError
 from mlee.fsutil import finite
-from mlee.vocabulary import weakest_method_name
 from mlee.predict.kernels import KERNEL_KINDS, KIND_FEATURES, KernelConfig
 from mlee.predict.polyfit import PolyModel
 from mlee.predict.predictor import KindModel, Predictor, Target
+from mlee.vocabulary import weakest_method_name
 
 #: Degrees tried for runtime and for power (power may well be a constant: degree 0).
 TIME_DEGREES = (1, 2, 3)

@@ -17,8 +17,8 @@ import datetime as _dt
 import math
 from typing import Any
 
-from mlee.vocabulary import weakest_method_name
 from mlee.results.environment import environment_name
+from mlee.vocabulary import weakest_method_name
 
 _STATUS_ORDER = {"completed": 0, "interrupted": 1, "failed": 2}
 _COMPONENTS = {"cpu": "cpu", "dram": "dram", "gpu": "gpu", "system": "system"}

@@ -22,7 +22,7 @@ from typing import Any
 
 from mlee.errors import ResultFormatError
 from mlee.results.jsonio import a_json_type
-from mlee.results.schema_base import gate, load_schema, type_test
+from mlee.results.schema_base import load_schema, type_gate, type_test
 
 #: Current version of each versioned file kind; readers refuse anything newer.
 CURRENT_VERSIONS = {"results": 1, "database": 1, "trace_stats": 1}
@@ -101,7 +101,7 @@ class _Compiler:
         self._arrays(node, file, checks)
         for key in ("anyOf", "oneOf"):
             if key in node:
-                alts = [(gate(sub, file), self.compile(sub, file)) for sub in node[key]]
+                alts = [(type_gate(sub, file), self.compile(sub, file)) for sub in node[key]]
 
                 def check_any(v: Any, p: str, alts: list = alts) -> str | None:
                     first = None

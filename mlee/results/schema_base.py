@@ -60,7 +60,7 @@ def type_test(names: list[str]) -> Callable[[Any], bool]:
 _INF = float("inf")
 
 
-def gate(node: dict, file: str, depth: int = 0) -> frozenset | None:
+def type_gate(node: dict, file: str, depth: int = 0) -> frozenset | None:
     """The Python types a schema node can accept (None: any), to skip hopeless anyOf branches cheaply."""
     if depth > 8:
         return None
@@ -75,9 +75,9 @@ def gate(node: dict, file: str, depth: int = 0) -> frozenset | None:
         target: Any = load_schema(ref_file.replace(".schema.json", "") if ref_file else file)
         for part in [p for p in pointer.split("/") if p]:
             target = target[part]
-        return gate(target, ref_file.replace(".schema.json", "") if ref_file else file, depth + 1)
+        return type_gate(target, ref_file.replace(".schema.json", "") if ref_file else file, depth + 1)
     for key in ("anyOf", "oneOf"):
         if key in node:
-            gates = [gate(sub, file, depth + 1) for sub in node[key]]
+            gates = [type_gate(sub, file, depth + 1) for sub in node[key]]
             return None if any(g is None for g in gates) else frozenset().union(*gates)
     return None
