@@ -163,6 +163,7 @@ def test_d7_a_counter_that_never_reads_again_gives_no_figure_not_zero(tmp_path):
     assert "cannot read" in src["reason"]
     assert result.energy_j == {"total": None, "cpu": None, "dram": None, "gpu": None}
     assert result.results["carbon"] is None and result.results["missing_energy"][0]["name"] == "rapl:package-0"
+    assert result.results["carbon_reason"] == "no total energy figure"  # said, not a silent null
     line = _summary(result)
     assert line.startswith("no valid energy reading from rapl:package-0: ") and " J (" not in line
 

@@ -16,7 +16,7 @@ from typing import Any
 from mlee.errors import ResultFormatError
 from mlee.results.dbstream import Layout, NotStreamable, stream_records
 from mlee.results.jsonio import parse_json, read_bytes
-from mlee.results.schema import CURRENT_VERSIONS, check_version, problem, validator
+from mlee.results.schema import CURRENT_VERSIONS, check_version, validator
 
 KIND = "mlee-database"
 SCHEMA_VERSION = 1
@@ -213,7 +213,3 @@ def _line_parser(label: str) -> Callable[[bytes], Any]:
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a finite number")
 
-
-def database_problem(db: Any) -> str | None:
-    """The first schema violation of an in-memory database; None when it conforms."""
-    return problem("database", db)

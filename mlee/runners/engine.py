@@ -88,22 +88,6 @@ class Engine(Protocol):
         ...
 
 
-class TrainableEngine(Engine, Protocol):
-    """An engine that can also train (PyTorch, TensorFlow; the ONNX engine only infers)."""
-
-    def labels(self, labels: Any) -> Any:
-        """int64 numpy labels as the framework's tensor on the device."""
-        ...
-
-    def set_optimizer(self, name: str, lr: float) -> None:
-        """Choose ``sgd`` (momentum 0.9) or ``adam`` with learning rate ``lr``."""
-        ...
-
-    def save_weights(self, path: Path) -> None:
-        """Write the weights in a form ``--weights PATH`` loads again."""
-        ...
-
-
 @dataclass(frozen=True)
 class WeightsChoice:
     """``--weights``: ``none`` (random initialisation), ``pretrained`` or a checkpoint ``path``."""
