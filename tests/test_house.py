@@ -25,7 +25,7 @@ ORDER = (
     GROUND,         # exceptions, atomic writes, the two consoles, signal guards, shared words (Method, Domain, A-E)
     ("carbon",),    # grid intensities and countries: the estimate monitor records its country with them
     ("monitors",),  # power sources and the sampler
-    ("results",),   # the experiment folder and the database; an interrupted folder is re-integrated with the sampler's tracks
+    ("results",),   # the experiment folder, the database; merge re-integrates an interrupted run with the sampler's Track
     ("measure",),   # the session: monitors -> results folder; machine facts for environment.json
     ("rating",),    # ratings and CI gates from merged JSON
     ("label",),     # renders a rated record

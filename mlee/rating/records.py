@@ -13,7 +13,6 @@ from mlee.rating.spec import MetricSpec, Spec
 from mlee.results.summary import mean_std
 from mlee.vocabulary import METHOD_STRENGTH  # a mean is reported with the weakest method among its runs
 
-
 GroupKey = tuple[str, str | None, str | None]  # (task, dataset, environment)
 
 #: Record fields rating reads besides the spec's figure paths: grouping, the "nothing to rate" message, the
@@ -225,7 +224,8 @@ def summary_payload(entry: Entry, summaries: dict[tuple[str, ...], dict[str, Any
 def _mean_std(records: list[dict[str, Any]], path: str) -> dict[str, float | None]:
     """``{"mean", "std"}`` of a figure over runs: sample standard deviation (n - 1), None below two figures."""
     get = getter(path)
-    return mean_std([v for v in [get(r) for r in records] if ((kind := type(v)) is float or kind is int) and v - v == 0])
+    values = [get(r) for r in records]
+    return mean_std([v for v in values if ((kind := type(v)) is float or kind is int) and v - v == 0])
 
 
 def summaries_by_ids(db: dict[str, Any]) -> dict[tuple[str, ...], dict[str, Any]]:
