@@ -20,9 +20,8 @@ from mlee.runners.engine import (
     EpochStats,
     ModelInfo,
     WeightsChoice,
-    check_reachable,
-    download_timeout,
     parse_device,
+    pretrained_download,
 )
 from mlee.runners.registry import TorchEntry
 
@@ -30,7 +29,7 @@ WEIGHTS_HOST = "download.pytorch.org"
 
 
 def import_torch() -> Any:
-    """The ``torch`` module, or BackendMissing naming the extra to install (the one import of torch in mlee)."""
+    """The ``torch`` module, or BackendMissing naming the extra to install."""
     try:
         import torch
     except ImportError as exc:
@@ -107,14 +106,11 @@ def _build(entry: TorchEntry, weights: str | None, num_classes: int, input_size:
     return model
 
 
-def _ensure_pretrained(entry: TorchEntry) -> Path:
-    """The cache path of the default weights; probes the download host when they are not cached."""
+def _pretrained_path(entry: TorchEntry) -> Path:
+    """Where torch caches the default weights of ``entry``."""
     torch, torchvision = import_torch(), import_torchvision()
     url = torchvision.models.get_model_weights(entry.builder).DEFAULT.url
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-    if not cached.is_file():
-        check_reachable(WEIGHTS_HOST)
-    return cached
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
 #: The fix for any checkpoint mlee cannot use. Never the advice to load with ``weights_only=False``: that runs
@@ -218,19 +214,18 @@ def build_model(entry: TorchEntry, weights: WeightsChoice, num_classes: int, inp
     if weights.kind == "none":
         return _build(entry, None, num_classes, input_size)
     if weights.kind == "pretrained":
-        cached = _ensure_pretrained(entry)
-        try:
-            with download_timeout(), weights_only_loads():
+        cached = _pretrained_path(entry)
+        with pretrained_download(model_name, WEIGHTS_HOST, cached.is_file()), weights_only_loads():
+            try:
                 return _build(entry, "DEFAULT", num_classes, input_size)
-        except OSError as exc:
-            raise MleeError(f"downloading pretrained weights of {model_name} failed: {exc}",
-                            fix="retry with a network, or use --weights none or --weights PATH") from exc
-        except Exception as exc:  # noqa: BLE001 - a truncated or corrupt cached file fails in many ways
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "weights_only" in first:  # torch's text would advise turning the check off
-                first = "it holds more than tensors and is not loaded (weights_only=True)"
-            raise MleeError(f"pretrained weights of {model_name} in {cached} cannot be loaded: {first}",
-                            fix="delete that file to download it again, or use --weights none") from exc
+            except OSError:
+                raise  # the download failed: pretrained_download says so
+            except Exception as exc:  # noqa: BLE001 - a truncated or corrupt cached file fails in many ways
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if "weights_only" in first:  # torch's text would advise turning the check off
+                    first = "it holds more than tensors and is not loaded (weights_only=True)"
+                raise MleeError(f"pretrained weights of {model_name} in {cached} cannot be loaded: {first}",
+                                fix="delete that file to download it again, or use --weights none") from exc
     assert weights.path is not None
     state = load_checkpoint(weights.path)
     model = _build(entry, None, num_classes, input_size)
