@@ -32,10 +32,10 @@ def register(app: typer.Typer) -> None:
 
         Regression compares the mean over repeats and says whether the change exceeds the runs' own spread.
         """
+        from mlee.rating import gate as chk
         from mlee.console import error, message, out
         from mlee.errors import UsageError
         from mlee.fsutil import output_target, write_output
-        from mlee.rating import gate as chk
         from mlee.results import load_database
 
         markdown_target = output_target(markdown_file, "--markdown") if markdown_file else None

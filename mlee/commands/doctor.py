@@ -23,12 +23,12 @@ def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root:
     """
     import time
 
-    from mlee.carbon import resolve_country
+    from mlee.vocabulary import Method
     from mlee.monitors.detect import default_method, probe_all
     from mlee.monitors.estimate import codecarbon_available
+    from mlee.carbon import resolve_country  # issue 17: moved from monitors.estimate
     from mlee.monitors.rapl import powercap_root as resolve_root
     from mlee.monitors.sampler import MIN_INTERVAL_S
-    from mlee.vocabulary import Method
 
     code = resolve_country(country)
     probes = probe_all(powercap_root=powercap_root, nvml=nvml, country=code, env=env, amdsmi=amdsmi,
