@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from mlee.errors import MleeError
 from mlee.vocabulary import Domain, Method
 
 
@@ -56,6 +59,30 @@ class Detected:
     def skipped(self) -> list[dict]:
         """The devices left out, as ``skipped_sources`` entries (name, reason, fix)."""
         return [{"name": p.name, "reason": p.reason, "fix": p.fix} for p in self.probes if not p.available]
+
+
+def check_gpu_counters(sources: list[Any], failed: dict[int, Probe], strict: bool, sleep: Callable[[float], None],
+                       wait_s: float) -> None:
+    """Wait ``wait_s``, then have every GPU source check that its energy counter moved (``check_counter()``).
+
+    A device that failed between open and check degrades alone: it is closed, taken out of ``sources`` and
+    recorded in ``failed`` under its index; with ``strict`` its error is raised instead. Shared by nvml and amdsmi.
+
+    Raises:
+        MleeError: ``strict`` and a device failed its check.
+    """
+    sleep(wait_s)
+    for source in list(sources):
+        try:
+            source.check_counter()
+        except MleeError as exc:
+            if strict:
+                raise
+            sources.remove(source)
+            with contextlib.suppress(MleeError):
+                source.close()
+            failed[source.index] = Probe(source.name, Domain.gpu, None, False, exc.message,
+                                         getattr(exc, "fix", "") or "", {"index": source.index})
 
 
 @runtime_checkable
