@@ -11,6 +11,7 @@ import difflib
 import functools
 import importlib.util
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from mlee.errors import ResultFormatError, UsageError
 
 #: Used when no country is given: the world average codecarbon ships (IEA, 475 gCO2e/kWh).
 WORLD = "WORLD"
+#: The grid of a measurement when neither the run nor ``MLEE_COUNTRY`` names one.
+DEFAULT_COUNTRY = "DEU"
+ENV_COUNTRY = "MLEE_COUNTRY"
 
 _J_PER_KWH = 3.6e6
 
@@ -54,6 +58,28 @@ def _load(data_dir: Path | None) -> tuple[dict, dict]:
         raise ResultFormatError(f"cannot read codecarbon's carbon intensity table in {base}: {exc}",
                                 "reinstall codecarbon: pip install --force-reinstall codecarbon") from exc
     return mix, per_source
+
+
+def resolve_country(country: str | None) -> str:
+    """The ISO 3166-1 alpha-3 country to use: the argument, ``MLEE_COUNTRY``, or the default (DEU).
+
+    Raises:
+        UsageError: not three letters.
+    """
+    code = (country or os.environ.get(ENV_COUNTRY) or DEFAULT_COUNTRY).strip().upper()
+    if len(code) != 3 or not code.isalpha():
+        raise UsageError(f"country {code!r} is not an ISO 3166-1 alpha-3 code",
+                         fix="use three letters, e.g. --country DEU, USA, FRA")
+    return code
+
+
+def check_country(code: str) -> None:
+    """Refuse a country codecarbon has no data for, before anything runs.
+
+    Raises:
+        UsageError: unknown country (the message lists the closest codes).
+    """
+    intensity_for(code)
 
 
 def intensity_for(country: str | None = None, data_dir: Path | None = None) -> CarbonIntensity:
@@ -138,8 +164,6 @@ def carbon_per_sample(rated: dict, country: str | None = None, pue: float | None
         return None
     own = record.get("carbon") or {}
     if country is None:
-        from mlee.monitors.estimate import resolve_country
-
         country = own.get("country") or resolve_country(None)
     pue_used = pue if pue is not None else float(own.get("pue") or 1.0)
     result = emissions(energy_j, intensity_for(country, data_dir), pue=pue_used)

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from mlee import check as chk
 from mlee.cli import app
 from mlee.errors import UsageError
+from mlee.rating import gate as chk
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "120"}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fakes.nvml import FakeGpu, FakeNvml
-from mlee.environment import cache_bytes, collect, parse_size, visible_gpus
+from mlee.measure.machine import cache_bytes, collect, parse_size, visible_gpus
 from mlee.measure.record import rank_info
 
 

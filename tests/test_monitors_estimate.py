@@ -8,9 +8,10 @@ import sys
 import pytest
 
 from fakes.estimator import FakeEstimator
+from mlee.carbon import resolve_country
 from mlee.errors import UsageError
-from mlee.monitors.base import Domain, Method
-from mlee.monitors.estimate import open_estimate, probe_estimate, resolve_country
+from mlee.monitors.estimate import open_estimate, probe_estimate
+from mlee.vocabulary import Domain, Method
 
 
 def test_country_defaults_and_validation(monkeypatch):

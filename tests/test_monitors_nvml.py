@@ -7,8 +7,8 @@ import pytest
 
 from fakes.nvml import FakeGpu, FakeNvml
 from mlee.errors import SourcePermissionError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Method
-from mlee.monitors.nvml import NvmlSource, open_nvml, probe_nvml, visible_indices
+from mlee.monitors.nvml import NvmlSource, detect_nvml, open_nvml, probe_nvml, visible_indices
+from mlee.vocabulary import Method
 
 
 def test_counter_gpu_reports_joules_since_open(clock):
@@ -99,3 +99,16 @@ def test_open_honours_cuda_visible_devices(clock):
 def test_source_object_is_lazy_about_pynvml():
     src = NvmlSource(0, nvml=FakeNvml([FakeGpu()]))
     assert src.name == "nvml:0" and src.first_reading is None  # nothing touched before open()
+
+
+def test_a_gpu_lost_between_open_and_the_counter_check_degrades_alone(clock):
+    # GPU 1 answers open (energy, power) and is lost at the counter check; GPU 0 stays usable.
+    gpus = [FakeGpu(energy_mj=[0, 500, 1000, 2000]), FakeGpu(energy_mj=[0, 500, 1000, 2000], lost_after=2)]
+    found = detect_nvml(FakeNvml(gpus), clock=clock, sleep=clock.sleep, env={})
+    assert [s.name for s in found.sources] == ["nvml:0"]
+    lost = found.probes[1]
+    assert lost.name == "nvml:1" and not lost.available and "GPU is lost" in lost.reason and lost.detail == {"index": 1}
+    nvml = FakeNvml([FakeGpu(energy_mj=[0, 500, 1000, 2000], lost_after=2)])
+    with pytest.raises(SourceUnavailable, match="GPU is lost"):  # a GPU the user asked for must work
+        detect_nvml(nvml, clock=clock, sleep=clock.sleep, env={}, strict=True)
+    assert nvml.initialised == 0

@@ -12,7 +12,7 @@ import pytest
 
 from fakes.powercap import Zone, amd_epyc, intel_laptop, intel_server, make_powercap_tree, set_energy
 from mlee.errors import SourcePermissionError, SourceReadError, SourceUnavailable, UsageError
-from mlee.monitors.base import Domain, Method
+from mlee.vocabulary import Domain, Method
 from mlee.monitors.rapl import (
     PERMISSION_FIX,
     default_zones,

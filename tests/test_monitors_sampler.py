@@ -6,11 +6,12 @@ import pytest
 
 from fakes.nvml import FakeGpu, FakeNvml
 from fakes.powercap import Zone, make_powercap_tree, set_energy
-from mlee.monitors.base import Method, Reading
+from mlee.monitors.base import Reading
 from mlee.monitors.nvml import open_nvml
 from mlee.monitors.rapl import open_rapl
 from mlee.monitors.sampler import POWER_ROW, Sampler, Track
 from mlee.results.tracefile import TraceSink, read_trace
+from mlee.vocabulary import Method
 
 
 def sink_for(power, sources):

@@ -9,13 +9,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mlee.predict.layers import (  # noqa: E402
+from mlee.predict.layers import render_breakdown  # noqa: E402
+from mlee.runners.layers import (  # noqa: E402
     AGREEMENT_TOLERANCE,
     LayerTimer,
     PowerTrace,
     attribute,
     profile_layers,
-    render_breakdown,
     trace_from_csvs,
 )
 

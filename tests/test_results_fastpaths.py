@@ -162,7 +162,7 @@ def test_the_merge_pauses_the_garbage_collector_and_restores_it(tmp_path):
     import gc
 
     from mlee.results.merging import build
-    from mlee.results.reading import paused_gc
+    from mlee.results.jsonio import paused_gc
 
     make_experiment(tmp_path / "runs", name="m")
     assert gc.isenabled()

@@ -12,7 +12,8 @@ from referencing import Registry, Resource
 import mlee.results.schema as schema
 from mlee.errors import ResultFormatError
 from mlee.results import load_database, merge, read_experiment
-from mlee.results.schema import SCHEMA_FILES, load_schema, problem
+from mlee.results.schema import problem
+from mlee.results.schema_base import SCHEMA_FILES, load_schema
 from results_builders import DEFAULT_SOURCES, gpu_source, legacy_dir_or_none, make_experiment  # noqa: F401
 
 

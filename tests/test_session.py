@@ -331,5 +331,21 @@ def test_carbon_follows_country_and_pue(tmp_path, clock):
     assert carbon["country"] == "FRA" and carbon["pue"] == 1.5 and carbon["estimated"] is True
     assert carbon["emissions_g"] == pytest.approx(1470.0 / 3.6e6 * 1.5 * fra.g_per_kwh)
     assert "codecarbon" in carbon["source"] and carbon["year"] == fra.year
+    assert "carbon_reason" not in load(m.result.folder, "results.json")  # only said when there is no figure
     with pytest.raises(UsageError, match="PUE"):
         session(tmp_path, machine, pue=0.9)
+
+
+def test_no_carbon_figure_says_why(tmp_path, clock, monkeypatch):
+    import mlee.carbon
+    from mlee.errors import ResultFormatError
+
+    machine = fake_machine(tmp_path, clock)
+    with session(tmp_path, machine, country="FRA") as m:
+        clock.advance(6.0)
+        # The table goes missing while the run goes on: the energy stays, the carbon figure says why it is absent.
+        monkeypatch.setattr(mlee.carbon, "intensity_for", lambda *a, **k: (_ for _ in ()).throw(
+            ResultFormatError("cannot read codecarbon's carbon intensity table in /gone", "reinstall codecarbon")))
+    results = load(m.result.folder, "results.json")
+    assert results["energy_j"]["total"] == pytest.approx(1470.0) and results["carbon"] is None
+    assert results["carbon_reason"] == "cannot read codecarbon's carbon intensity table in /gone (reinstall codecarbon)"

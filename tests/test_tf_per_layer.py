@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from mlee.cli import app
 from mlee.errors import UsageError
-from mlee.predict.layers import AGREEMENT_TOLERANCE
+from mlee.runners.layers import AGREEMENT_TOLERANCE
 from mlee.runners.options import RunOptions
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "120"}
@@ -75,7 +75,7 @@ def _own_by_name(timer) -> dict[str, float]:
 
 
 def test_timer_sees_every_layer_and_charges_each_its_own_time(tf, model, x):
-    from mlee.predict.tf_layers import TfLayerTimer
+    from mlee.runners.tf_layers import TfLayerTimer
 
     with TfLayerTimer(model, clock=StepClock()) as timer:
         for _ in range(3):
@@ -96,7 +96,7 @@ def test_timer_sees_every_layer_and_charges_each_its_own_time(tf, model, x):
 
 
 def test_real_clock_own_times_fit_in_the_wall_time_and_containers_stay_small(tf, model, x):
-    from mlee.predict.tf_layers import TfLayerTimer
+    from mlee.runners.tf_layers import TfLayerTimer
 
     model(x, training=False)
     with TfLayerTimer(model) as timer:
@@ -113,7 +113,7 @@ def test_real_clock_own_times_fit_in_the_wall_time_and_containers_stay_small(tf,
 
 
 def test_wrappers_and_eager_setting_restored_after_exit_and_after_an_exception(tf, model, x):
-    from mlee.predict.tf_layers import TfLayerTimer
+    from mlee.runners.tf_layers import TfLayerTimer
 
     before = _call_methods()
     assert tf.config.functions_run_eagerly() is False
@@ -134,7 +134,7 @@ def test_wrappers_and_eager_setting_restored_after_exit_and_after_an_exception(t
 
 
 def test_a_compiled_call_still_runs_every_layer_while_timed(tf, model, x):
-    from mlee.predict.tf_layers import TfLayerTimer
+    from mlee.runners.tf_layers import TfLayerTimer
 
     compiled = tf.function(lambda t: model(t, training=False))
     compiled(x)
@@ -144,7 +144,7 @@ def test_a_compiled_call_still_runs_every_layer_while_timed(tf, model, x):
 
 
 def test_not_a_keras_model_is_a_usage_error(tf):
-    from mlee.predict.tf_layers import TfLayerTimer
+    from mlee.runners.tf_layers import TfLayerTimer
 
     with pytest.raises(UsageError, match="needs a Keras model"):
         with TfLayerTimer(object()):
@@ -155,7 +155,7 @@ def test_profile_tf_layers_in_a_real_session_sums_to_the_window(tf, model, tmp_p
     from fakes.estimator import FakeEstimator
 
     import mlee
-    from mlee.predict.tf_layers import profile_tf_layers
+    from mlee.runners.tf_layers import profile_tf_layers
 
     batch = tf.random.normal((4, 8, 8, 3), seed=2)
     with mlee.measure("tf-layers", kind="infer", output_dir=tmp_path, sources="estimate",

@@ -14,11 +14,11 @@ from fakes.nvml import FakeGpu, FakeNvml
 from fakes.powercap import Zone, make_powercap_tree, set_energy
 from fakes.topologies import MIG, SCENARIOS, Rig
 from mlee.errors import SourcePermissionError, SourceReadError, SourceUnavailable, UsageError
+from mlee.measure.session import Measurement
 from mlee.monitors.amdsmi import load_amdsmi
-from mlee.monitors.base import Method
 from mlee.monitors.detect import open_sources, parse_requested, probe_all
 from mlee.monitors.rapl import detect_rapl, open_rapl
-from mlee.measure.session import Measurement
+from mlee.vocabulary import Method
 
 
 def scenario(key: str):
@@ -163,6 +163,7 @@ def test_d7_a_counter_that_never_reads_again_gives_no_figure_not_zero(tmp_path):
     assert "cannot read" in src["reason"]
     assert result.energy_j == {"total": None, "cpu": None, "dram": None, "gpu": None}
     assert result.results["carbon"] is None and result.results["missing_energy"][0]["name"] == "rapl:package-0"
+    assert result.results["carbon_reason"] == "no total energy figure"  # said, not a silent null
     line = _summary(result)
     assert line.startswith("no valid energy reading from rapl:package-0: ") and " J (" not in line
 
@@ -254,8 +255,8 @@ def test_d7_infer_exits_1_when_no_component_has_a_valid_figure(tmp_path, monkeyp
 
     lost = [{"name": "nvml:0", "energy_j": None, "valid": False, "reason": "NVML: read GPU 0: GPU is lost"}]
     none = {"total": None, "cpu": None, "dram": None, "gpu": None}
-    options = SimpleNamespace(task="inference", validate=lambda: None)
-    monkeypatch.setattr(modelrun, "check_models", lambda names: None)
+    options = SimpleNamespace(task="inference", backend="pytorch", validate=lambda: None)
+    monkeypatch.setattr(modelrun, "check_models", lambda names, backend=None: None)
     monkeypatch.setattr(modelrun, "run_models", lambda *a, **k: [outcome(none, lost)])
     assert execute(["m"], options, {}, as_json=True) == 1
     assert "no valid energy reading from nvml:0: NVML: read GPU 0: GPU is lost" in capsys.readouterr().err

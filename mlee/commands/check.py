@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
         Regression compares the mean over repeats and says whether the change exceeds the runs' own spread.
         """
-        from mlee import check as chk
+        from mlee.rating import gate as chk
         from mlee.console import error, message, out
         from mlee.errors import UsageError
         from mlee.fsutil import output_target, write_output

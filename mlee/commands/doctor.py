@@ -23,9 +23,10 @@ def diagnose(country: str | None = None, interval_s: float = 0.1, powercap_root:
     """
     import time
 
-    from mlee.monitors.base import Method
+    from mlee.vocabulary import Method
     from mlee.monitors.detect import default_method, probe_all
-    from mlee.monitors.estimate import codecarbon_available, resolve_country
+    from mlee.monitors.estimate import codecarbon_available
+    from mlee.carbon import resolve_country
     from mlee.monitors.rapl import powercap_root as resolve_root
     from mlee.monitors.sampler import MIN_INTERVAL_S
 

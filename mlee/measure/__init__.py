@@ -1,4 +1,5 @@
-"""The measurement session (docs/design.md section 1): ``mlee.measure``, settings, windows, marks, the record.
+"""The measurement session (docs/design.md section 1): ``mlee.measure``, settings, windows, marks, the record, and the
+machine facts of ``environment.json`` (``machine``).
 
 ``session`` runs a session; ``settings`` validates what it is asked for; ``record`` builds ``config.json`` and
 ``results.json`` from an explicit snapshot of the session's state.

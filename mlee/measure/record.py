@@ -15,9 +15,9 @@ from typing import Any
 
 from mlee.errors import MleeError
 from mlee.measure.settings import SessionSettings
-from mlee.monitors.base import Domain, Method
 from mlee.monitors.sampler import Snapshot
 from mlee.results.layout import SCHEMA_VERSION, utc_iso, write_json
+from mlee.vocabulary import Domain, Method
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,10 @@ def rank_info(env: dict[str, str] | None = None) -> dict | None:
 def write_environment(folder: Path, gpus: list | None, nvml: Any) -> str | None:
     """Collect the machine's facts and write ``environment.json``; on any failure the error as text (it is
     reported in ``log.txt`` at the end: a missing environment must not kill a measurement)."""
-    from mlee import environment
+    from mlee.measure import machine
 
     try:
-        write_json(folder, "environment.json", environment.collect(gpus=gpus, nvml=nvml))
+        write_json(folder, "environment.json", machine.collect(gpus=gpus, nvml=nvml))
     except Exception as exc:  # noqa: BLE001 - see above
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -234,8 +234,8 @@ def build_results(state: SessionState, ending: Ending) -> dict:
         error=ending.error, end_utc=utc_iso(ending.end_wall), duration_s=duration_s, energy_j=energy_j,
         energy_method=energy_method, estimated=is_estimated(energy_method), baseline=baseline,
         valid=all(s["valid"] for s in results["sources"]),
-        carbon=_carbon(state.settings.country, state.settings.pue, energy_j["total"], energy_method["total"]),
         sampler=dict(ending.sampler),
+        **_carbon(state.settings.country, state.settings.pue, energy_j["total"], energy_method["total"]),
     )
     if ending.truncated_traces:
         results["truncated_traces"] = {k: dict(v) for k, v in sorted(ending.truncated_traces.items())}
@@ -283,18 +283,20 @@ def _shared_field(sources: list) -> dict:
     return {"shared": any(s.get("shared") for s in sources)}
 
 
-def _carbon(country: str, pue: float, total_j: float | None, method: str | None) -> dict | None:
-    """Emissions of the total energy at ``pue`` on the country's grid (codecarbon's bundled table, read offline)."""
+def _carbon(country: str, pue: float, total_j: float | None, method: str | None) -> dict:
+    """``carbon``: emissions of the total energy at ``pue`` on the country's grid (codecarbon's bundled table,
+    read offline); when there is no figure, ``carbon`` is None and ``carbon_reason`` says why."""
     from mlee.carbon import emissions, intensity_for
 
     if total_j is None or total_j < 0:
-        return None
+        why = "no total energy figure" if total_j is None else f"the total energy is negative ({total_j} J)"
+        return {"carbon": None, "carbon_reason": why}
     try:
         record = emissions(total_j, intensity_for(country), pue=pue)
-    except MleeError:
-        return None
+    except MleeError as exc:
+        return {"carbon": None, "carbon_reason": str(exc)}
     record.update(energy_method=method, estimated=True)  # grid averages: always an estimate of emissions
-    return record
+    return {"carbon": record}
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,7 +12,7 @@ from mlee.errors import Interrupted, MleeError
 RESERVED_KEYS = frozenset({
     "schema_version", "id", "kind", "name", "status", "error", "start_utc", "end_utc", "duration_s", "energy_j",
     "energy_method", "estimated", "sources", "skipped_sources", "baseline", "windows", "rank", "carbon", "valid",
-    "interval_s", "process", "updated_utc", "truncated_traces", "notes", "sampler", "workload_start_s",
+    "carbon_reason", "interval_s", "process", "updated_utc", "truncated_traces", "notes", "sampler", "workload_start_s",
 })
 
 

@@ -33,8 +33,8 @@ from mlee.measure.record import (Ending, EnvironmentWriter, SessionState, Source
 from mlee.measure.result import RESERVED_KEYS, MeasurementResult, WindowHandle, status_of
 from mlee.measure.sampling import finish_traces, open_for_session, prestart, start_sampling
 from mlee.measure.settings import MIN_INTERVAL_S, SessionSettings
-from mlee.monitors.base import Domain, Method
 from mlee.results.layout import DEFAULT_OUTPUT_DIR, create_folder, remove_folder, write_final_json, write_json
+from mlee.vocabulary import Domain, Method
 
 #: Longest time between two rewrites of the running results.json. Units: seconds.
 CHECKPOINT_S = 5.0

@@ -102,8 +102,8 @@ class SessionSettings:
     config: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from mlee.carbon import check_country, resolve_country
         from mlee.monitors.detect import parse_requested
-        from mlee.monitors.estimate import check_country, resolve_country
 
         if self.kind not in KINDS:
             raise UsageError(f"unknown experiment kind {self.kind!r}", fix=f"use one of: {', '.join(KINDS)}")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlee import errors
-from mlee.monitors.base import Domain, Method, Reading
+from mlee.vocabulary import Domain, Method
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,11 @@ class WarmUp:
             import mlee.monitors.sampler
             import mlee.results.layout
             import mlee.results.tracefile  # noqa: F401
-            from mlee import environment
+            from mlee.measure import machine
             import mlee.measure.record
 
-            environment.package_versions()
-            environment.cpu_facts()
+            machine.package_versions()
+            machine.cpu_facts()
             import mlee.results.statsfile
             import numpy  # noqa: F401 - the trace statistics use it
         finally:  # a failure here shows where the module is used, with its own message

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mlee.monitors.base import Domain, Method, weakest_method
+from mlee.vocabulary import Domain, Method, weakest_method
 
 COMPONENTS = ("cpu", "dram", "gpu")
 

@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlee.errors import MleeError, SourcePermissionError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Detected, Domain, Method, Probe, Reading
+from mlee.monitors.base import Detected, Probe, Reading, check_gpu_counters
+from mlee.vocabulary import Domain, Method
 
 INSTALL_FIX = ("install ROCm (libamd_smi.so) and the amdsmi package: pip install 'mlee[amd]' "
                "(ROCm 6.3 or newer for trustworthy energy counters)")
@@ -314,18 +315,7 @@ def detect_amdsmi(amdsmi: Any = None, *, clock: Callable[[], float] = time.monot
                 continue
             sources.append(source)
         if any(s.method is Method.counter and s._check is not None for s in sources):
-            sleep(COUNTER_CHECK_S)
-            for source in list(sources):
-                try:
-                    source.check_counter()
-                except MleeError as exc:  # the device failed between open and check: it degrades alone
-                    if strict:
-                        raise
-                    sources.remove(source)
-                    with contextlib.suppress(MleeError):
-                        source.close()
-                    failed[source.index] = Probe(source.name, Domain.gpu, None, False, exc.message,
-                                                 getattr(exc, "fix", "") or "", {"index": source.index})
+            check_gpu_counters(sources, failed, strict, sleep, COUNTER_CHECK_S)
         by_index = {s.index: s for s in sources}
         probes = [Probe(by_index[i].name, Domain.gpu, by_index[i].method, True, "", "",
                         {**by_index[i].detail, "visible": note}) if i in by_index else failed[i] for i in chosen]

@@ -1,43 +1,17 @@
-"""The power-source interface every monitor implements, and the records it produces."""
+"""The power-source interface every monitor implements, and the records it produces.
+
+``Domain`` and ``Method`` live in :mod:`mlee.vocabulary` (the ground floor), beside the rest of the shared words.
+"""
 
 from __future__ import annotations
 
-import enum
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-
-class Domain(str, enum.Enum):
-    """What part of the machine a source measures."""
-
-    cpu = "cpu"
-    dram = "dram"
-    gpu = "gpu"
-    system = "system"
-
-
-class Method(str, enum.Enum):
-    """How an energy figure was obtained, from strongest to weakest.
-
-    ``counter``: difference of a hardware energy counter (RAPL ``energy_uj``, NVML total energy).
-    ``power_integration``: trapezoid integral of sampled power readings.
-    ``estimate``: a model of power (codecarbon's TDP x load, RAM size rules), not a measurement.
-    """
-
-    counter = "counter"
-    power_integration = "power_integration"
-    estimate = "estimate"
-
-
-#: Order used to state the method of a sum: a sum is only as strong as its weakest part.
-METHOD_STRENGTH = {Method.counter: 2, Method.power_integration: 1, Method.estimate: 0}
-
-
-def weakest_method(methods: list[Method]) -> Method | None:
-    """The weakest of ``methods`` (the method a sum of their figures must be reported with)."""
-    if not methods:
-        return None
-    return min(methods, key=lambda m: METHOD_STRENGTH[Method(m)])
+from mlee.errors import MleeError
+from mlee.vocabulary import Domain, Method
 
 
 @dataclass(frozen=True)
@@ -85,6 +59,30 @@ class Detected:
     def skipped(self) -> list[dict]:
         """The devices left out, as ``skipped_sources`` entries (name, reason, fix)."""
         return [{"name": p.name, "reason": p.reason, "fix": p.fix} for p in self.probes if not p.available]
+
+
+def check_gpu_counters(sources: list[Any], failed: dict[int, Probe], strict: bool, sleep: Callable[[float], None],
+                       wait_s: float) -> None:
+    """Wait ``wait_s``, then have every GPU source check that its energy counter moved (``check_counter()``).
+
+    A device that failed between open and check degrades alone: it is closed, taken out of ``sources`` and
+    recorded in ``failed`` under its index; with ``strict`` its error is raised instead. Shared by nvml and amdsmi.
+
+    Raises:
+        MleeError: ``strict`` and a device failed its check.
+    """
+    sleep(wait_s)
+    for source in list(sources):
+        try:
+            source.check_counter()
+        except MleeError as exc:
+            if strict:
+                raise
+            sources.remove(source)
+            with contextlib.suppress(MleeError):
+                source.close()
+            failed[source.index] = Probe(source.name, Domain.gpu, None, False, exc.message,
+                                         getattr(exc, "fix", "") or "", {"index": source.index})
 
 
 @runtime_checkable

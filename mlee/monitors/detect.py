@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlee.errors import SourceUnavailable, UsageError
-from mlee.monitors.base import Detected, Method, PowerSource, Probe, Reading, weakest_method
+from mlee.monitors.base import Detected, PowerSource, Probe, Reading
+from mlee.vocabulary import Method, weakest_method
 
 FAMILIES = ("rapl", "nvml", "amdsmi", "estimate")
 GPU_FAMILIES = ("nvml", "amdsmi")

@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from mlee.carbon import check_country, resolve_country
 from mlee.errors import MleeError, SourceReadError, SourceUnavailable, UsageError
-from mlee.monitors.base import Domain, Method, Probe, Reading
+from mlee.monitors.base import Probe, Reading
+from mlee.vocabulary import Domain, Method
 
-DEFAULT_COUNTRY = "DEU"
-ENV_COUNTRY = "MLEE_COUNTRY"
 #: codecarbon's own scheduler would change the totals behind our back; this keeps it from ever firing.
 _NEVER_S = 10**9
 INSTALL_FIX = "install codecarbon (pip install codecarbon)"
@@ -47,19 +47,6 @@ class Estimator(Protocol):
 def codecarbon_available() -> bool:
     """True when codecarbon can be imported (checked without importing it)."""
     return importlib.util.find_spec("codecarbon") is not None
-
-
-def resolve_country(country: str | None) -> str:
-    """The ISO 3166-1 alpha-3 country to use: the argument, ``MLEE_COUNTRY``, or the default (DEU).
-
-    Raises:
-        UsageError: not three letters.
-    """
-    code = (country or os.environ.get(ENV_COUNTRY) or DEFAULT_COUNTRY).strip().upper()
-    if len(code) != 3 or not code.isalpha():
-        raise UsageError(f"country {code!r} is not an ISO 3166-1 alpha-3 code",
-                         fix="use three letters, e.g. --country DEU, USA, FRA")
-    return code
 
 
 class CodecarbonEstimator:
@@ -258,14 +245,3 @@ def probe_estimate(country: str | None = None) -> list[Probe]:
     except MleeError as exc:
         return [Probe("estimate", Domain.cpu, Method.estimate, False, exc.message, exc.fix or "", detail)]
     return [Probe("estimate", Domain.cpu, Method.estimate, True, "", "", detail)]
-
-
-def check_country(code: str) -> None:
-    """Refuse a country codecarbon has no data for, before anything runs.
-
-    Raises:
-        UsageError: unknown country (the message lists the closest codes).
-    """
-    from mlee.carbon import intensity_for
-
-    intensity_for(code)

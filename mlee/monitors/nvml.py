@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlee.errors import MleeError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Detected, Domain, Method, Probe, Reading
+from mlee.monitors.base import Detected, Probe, Reading, check_gpu_counters
 from mlee.monitors.nvml_lib import (  # noqa: F401 - re-exported: part of this module's API
     INSTALL_FIX,
     Library,
@@ -33,6 +33,7 @@ from mlee.monitors.nvml_lib import (  # noqa: F401 - re-exported: part of this m
     visible_gpus,
     visible_indices,
 )
+from mlee.vocabulary import Domain, Method
 
 #: How long detection watches each energy counter: one that does not move while the GPU draws more
 #: than :data:`STALE_POWER_W` is not trusted. Units: seconds, watts.
@@ -220,18 +221,7 @@ def detect_nvml(nvml: Any = None, *, clock: Callable[[], float] = time.monotonic
                 continue
             sources.append(source)
         if any(s.method is Method.counter and s.open_power_w for s in sources):
-            sleep(COUNTER_CHECK_S)
-            for source in list(sources):
-                try:
-                    source.check_counter()
-                except MleeError as exc:  # the device failed between open and check: it degrades alone
-                    if strict:
-                        raise
-                    sources.remove(source)
-                    with contextlib.suppress(MleeError):
-                        source.close()
-                    failed[source.index] = Probe(source.name, Domain.gpu, None, False, exc.message,
-                                                 getattr(exc, "fix", "") or "", {"index": source.index})
+            check_gpu_counters(sources, failed, strict, sleep, COUNTER_CHECK_S)
         by_index = {s.index: s for s in sources}
         for index in gpus:
             if index in by_index:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlee.errors import UsageError
-from mlee.monitors.base import Domain
+from mlee.vocabulary import Domain
 
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
 ENV_POWERCAP_ROOT = "MLEE_POWERCAP_ROOT"

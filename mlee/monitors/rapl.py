@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 
 from mlee.errors import SourcePermissionError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Detected, Domain, Method, Probe, Reading
+from mlee.monitors.base import Detected, Probe, Reading
 from mlee.monitors.integrate import counter_delta_uj, quarter_wrap_interval_s
+from mlee.vocabulary import Domain, Method
 from mlee.monitors.powercap import (  # noqa: F401 - re-exported: the zone helpers belong to RAPL's API
     DEFAULT_POWERCAP_ROOT,
     ENV_POWERCAP_ROOT,

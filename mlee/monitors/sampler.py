@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mlee.errors import SourceReadError
-from mlee.monitors.base import Method, PowerSource, Reading
+from mlee.monitors.base import PowerSource, Reading
 from mlee.monitors.host import HostMonitor
 from mlee.monitors.integrate import trapezoid_j
+from mlee.vocabulary import Method
 
 DEFAULT_INTERVAL_S = 0.1
 #: Shortest interval mlee will sample at, whatever a counter's wrap period asks: below this the

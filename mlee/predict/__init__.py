@@ -12,8 +12,7 @@ Modules, lowest first (none imports torch, numpy or sklearn at module level):
 - :mod:`.families`   lasso, huber, random forest beside them, chosen per kind by CV (``--kind auto``)
 - :mod:`.predictor`  the predictor file: per kernel kind models of runtime and power, fingerprint, loading
 - :mod:`.forecast`   per-layer and total predictions for a decomposed model
-- :mod:`.layers`     per-layer timing of a measured window and attribution of its energy to layers
-- :mod:`.tf_layers`  the Keras counterpart of .layers (TensorFlow per-layer timing)
+- :mod:`.layers`     the per-layer breakdown as a rich table (the timing lives in :mod:`mlee.runners.layers`)
 - :mod:`.profile`    measuring kernels over a grid, repeated until stable, into experiment folders
 - :mod:`.training`   profiled points from a database or experiment folders, and fitting a predictor
 - :mod:`.layerdata`  the layer-data CSV; :mod:`.importers` NeuralPower and nn-Meter/DeepEn2023 files

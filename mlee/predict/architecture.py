@@ -25,8 +25,8 @@ def is_file_model(model: str) -> bool:
 
 
 def _torch_file(path: Path, shape: tuple[int, ...]) -> Decomposition:
-    from mlee.predict.builders import import_torch
     from mlee.predict.decompose import decompose
+    from mlee.runners.torch_backend import import_torch
 
     torch = import_torch()
     try:

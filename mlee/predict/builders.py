@@ -11,21 +11,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from mlee.errors import BackendMissing, UsageError
+from mlee.errors import UsageError
 from mlee.predict.kernels import KernelConfig
-
-
-def import_torch() -> Any:
-    """torch, or a clear error naming the extra that installs it.
-
-    Raises:
-        BackendMissing: torch is not installed.
-    """
-    try:
-        import torch
-    except ImportError as exc:
-        raise BackendMissing("PyTorch is not installed", "pip install 'mlee[torch]'") from exc
-    return torch
+from mlee.runners.torch_backend import import_torch
 
 
 def build_kernel(cfg: KernelConfig, device: str = "cpu", seed: int = 0) -> tuple[Any, tuple[Any, ...]]:

@@ -46,7 +46,7 @@ class CacheSizes:
 
 def _lscpu_sizes(text: str) -> dict[str, int | None]:
     """Per-instance sizes from ``lscpu`` output (``L2 cache: 2 MiB (2 instances)`` -> 1 MiB)."""
-    from mlee.environment import parse_size
+    from mlee.measure.machine import parse_size
 
     sizes: dict[str, int | None] = {k: None for k in LEVELS}
     for key, name in (("L1d", "l1d"), ("L2", "l2"), ("L3", "l3")):
@@ -68,7 +68,7 @@ def read_cache_sizes(cpu_dir: Path | None = None, lscpu_text: str | None = None)
     Raises:
         MleeError: neither sysfs nor lscpu gives any size (the fix says what to check).
     """
-    from mlee.environment import cache_bytes
+    from mlee.measure.machine import cache_bytes
 
     sysfs = cache_bytes(cpu_dir) if cpu_dir is not None else cache_bytes()
     if any(v is not None for v in sysfs.values()):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlee.predict.builders import import_torch
 from mlee.predict.kernels import KernelConfig
+from mlee.runners.torch_backend import import_torch
 
 _RELU = {"relu", "relu_", "hardtanh", "hardtanh_", "relu6"}
 #: Unary elementwise activations predicted as a ReLU of the same size (memory-bound, one pass).

@@ -14,9 +14,10 @@ import math
 import time
 from typing import Any
 
-from mlee.predict.builders import import_torch, torch_threads
+from mlee.predict.builders import torch_threads
 from mlee.predict.models import ModelRef, build_model
 from mlee.predict.profile import ProfileSettings, stats
+from mlee.runners.torch_backend import import_torch
 
 #: Model runs take longer than kernels; a window of at least this long, 3 to 6 repeats.
 MODEL_SETTINGS = ProfileSettings(cv_threshold=0.05, min_repeats=3, max_repeats=6, min_window_s=0.3)
@@ -47,9 +48,9 @@ def measure_model(ref: ModelRef, batch_size: int = 1, settings: ProfileSettings 
 def _measure(ref: ModelRef, batch_size: int, settings: ProfileSettings, output_dir: str, sources: Any,
              interval_s: float, per_layer: bool, prediction: dict | None, threads: int,
              session_kwargs: dict | None) -> dict:
+    from mlee.measure.session import Measurement
     from mlee.predict.probe import speed_probe
     from mlee.predict.profile import check_clock_threads
-    from mlee.measure.session import Measurement
 
     torch = import_torch()
     settings.check()
@@ -87,7 +88,7 @@ def _measure(ref: ModelRef, batch_size: int, settings: ProfileSettings, output_d
                     break
         breakdown = None
         if per_layer:
-            from mlee.predict.layers import profile_layers
+            from mlee.runners.layers import profile_layers
 
             breakdown = profile_layers(model, [x] * n_batches, m)
         n = n_batches * batch_size

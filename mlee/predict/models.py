@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlee.errors import UsageError
-from mlee.predict.builders import import_torch
+from mlee.runners.torch_backend import import_torch
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ Model = PolyModel | GbmModel
 def machine_fingerprint(device: str = "cpu") -> dict[str, Any]:
     """What a predictor's figures depend on: this machine's CPU, torch and mlee versions, device, threads."""
     from mlee import __version__
-    from mlee.environment import cpu_facts
+    from mlee.measure.machine import cpu_facts
 
     try:
         import torch

@@ -28,7 +28,8 @@ def speed_probe(clock: str = "wall", device: str = "cpu", repeats: int = 3) -> f
 
     Units: seconds.
     """
-    from mlee.predict.builders import build_kernel, import_torch
+    from mlee.predict.builders import build_kernel
+    from mlee.runners.torch_backend import import_torch
 
     torch = import_torch()
     read = time.thread_time if clock == "cpu" else time.perf_counter

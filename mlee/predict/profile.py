@@ -34,8 +34,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mlee.errors import UsageError
-from mlee.predict.builders import build_kernel, import_torch, torch_threads
+from mlee.predict.builders import build_kernel, torch_threads
 from mlee.predict.kernels import KernelConfig
+from mlee.runners.torch_backend import import_torch
 
 
 CLOCKS = ("wall", "cpu")

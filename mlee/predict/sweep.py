@@ -226,7 +226,7 @@ def load_dataset(name: str, seed: int = 0) -> tuple[Any, Any, Any, Any]:
 
 def build_mlp(net: Network) -> Any:
     """The torch module of ``net``: Linear+ReLU per hidden layer (with skips for ``residual``), then the output."""
-    from mlee.predict.builders import import_torch
+    from mlee.runners.torch_backend import import_torch
 
     torch = import_torch()
     sizes = [net.n_in, *net.widths]
@@ -251,7 +251,7 @@ def build_mlp(net: Network) -> Any:
 def train_network(session: Any, net: Network, data: tuple, epochs: int, min_window_s: float, lr: float = 1e-3,
                   seed: int = 0, clock: Callable[[], float] = time.perf_counter) -> dict:
     """Train ``net`` in one window of ``session``; returns its entry of ``sweep.networks``."""
-    from mlee.predict.builders import import_torch
+    from mlee.runners.torch_backend import import_torch
 
     torch = import_torch()
     torch.manual_seed(seed)
@@ -314,8 +314,8 @@ def run_sweep(networks: Sequence[Network], dataset: str, epochs: int, min_window
     ``previous``: network entries of an interrupted sweep (``mlee sweep --resume``); they are kept (marked
     ``resumed_from``) and their networks are not trained again.
     """
-    from mlee.predict.sweepfit import fit_sweep
     from mlee.measure.session import Measurement
+    from mlee.predict.sweepfit import fit_sweep
 
     if epochs < 1 or not min_window_s >= 0:
         raise UsageError("epochs must be at least 1 and the window length not negative", "use e.g. --epochs 2")

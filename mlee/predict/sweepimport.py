@@ -36,7 +36,7 @@ def parse_caches(text: str) -> CacheSizes:
     Raises:
         UsageError: an unknown level or a size that is not a size.
     """
-    from mlee.environment import parse_size
+    from mlee.measure.machine import parse_size
 
     sizes: dict[str, int | None] = {"l1d": None, "l2": None, "l3": None}
     for part in filter(None, (p.strip() for p in text.split(","))):

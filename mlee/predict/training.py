@@ -14,10 +14,10 @@ from typing import Any
 
 from mlee.errors import MleeError, UsageError
 from mlee.fsutil import finite
-from mlee.monitors.base import METHOD_STRENGTH, Method
 from mlee.predict.kernels import KERNEL_KINDS, KIND_FEATURES, KernelConfig
 from mlee.predict.polyfit import PolyModel
 from mlee.predict.predictor import KindModel, Predictor, Target
+from mlee.vocabulary import weakest_method_name
 
 #: Degrees tried for runtime and for power (power may well be a constant: degree 0).
 TIME_DEGREES = (1, 2, 3)
@@ -183,11 +183,6 @@ def select_environment(points: Sequence[Point], environment: str | None) -> list
     return list(points)
 
 
-def _weakest(methods: Iterable[str | None]) -> str | None:
-    found = [Method(m) for m in methods if m in Method.__members__]
-    return min(found, key=lambda m: METHOD_STRENGTH[m]).value if found else None
-
-
 def _constant_oof(y: Any, k: int = 5, seed: int = 0) -> Any:
     """Out-of-fold predictions of the constant baseline (the training folds' median), on the models' folds."""
     import numpy as np
@@ -351,7 +346,7 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
                 energy_t, choice = _energy_choice(X, y_time * y_power, time_oof * power_oof)
         kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t, baseline, energy_t, choice)
     first = use[0]
-    basis = {"energy_method": _weakest(p.energy_method for p in use), "environment": first.environment,
+    basis = {"energy_method": weakest_method_name(p.energy_method for p in use), "environment": first.environment,
              "records": sorted({p.record_id for p in use}), "n_points": len(use), "clock": clock,
              "probe_s": probes, "probe_ref_s": probe_ref,
              "n_unstable": sum(1 for p in use if not p.stable)}

@@ -1,4 +1,5 @@
-"""Rating: index scaling, boundaries, weights and compound ratings, from merged JSON alone.
+"""Rating: index scaling, boundaries, weights, compound ratings and the CI gates of ``mlee check`` (``gate``), from
+merged JSON alone.
 
 Public API (stable; used by ``mlee label``, ``mlee report`` and ``mlee check``):
 

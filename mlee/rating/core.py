@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-#: Ratings from best to worst; a rating's number is its position here (A = 0 ... E = 4).
-LETTERS = ("A", "B", "C", "D", "E")
+# Ratings from best to worst, public here as mlee.rating.LETTERS; a rating's number is its position (A = 0 ... E = 4).
+from mlee.vocabulary import LETTERS
 
 #: The colour of each rating on labels, tables and the report (the EU energy label's scale).
 COLOURS = {"A": "#639B30", "B": "#B8AC2B", "C": "#F8B830", "D": "#EF7D29", "E": "#E52421"}

@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mlee.rating.spec import MetricSpec, Spec
-
-#: A measurement method's strength; a mean is reported with the weakest method among its runs.
-METHOD_STRENGTH = {"counter": 2, "power_integration": 1, "estimate": 0}
+from mlee.results.summary import mean_std
+from mlee.vocabulary import METHOD_STRENGTH  # a mean is reported with the weakest method among its runs
 
 GroupKey = tuple[str, str | None, str | None]  # (task, dataset, environment)
 
@@ -225,13 +224,8 @@ def summary_payload(entry: Entry, summaries: dict[tuple[str, ...], dict[str, Any
 def _mean_std(records: list[dict[str, Any]], path: str) -> dict[str, float | None]:
     """``{"mean", "std"}`` of a figure over runs: sample standard deviation (n - 1), None below two figures."""
     get = getter(path)
-    values = [v for v in [get(r) for r in records] if ((kind := type(v)) is float or kind is int) and v - v == 0]
-    if not values:
-        return {"mean": None, "std": None}
-    mean = math.fsum(values) / len(values)
-    if len(values) < 2:
-        return {"mean": mean, "std": None}
-    return {"mean": mean, "std": math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))}
+    values = [get(r) for r in records]
+    return mean_std([v for v in values if ((kind := type(v)) is float or kind is int) and v - v == 0])
 
 
 def summaries_by_ids(db: dict[str, Any]) -> dict[tuple[str, ...], dict[str, Any]]:

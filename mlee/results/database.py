@@ -29,7 +29,7 @@ from typing import Any
 from mlee.errors import OutputError, ResultFormatError
 from mlee.fsutil import file_mode_for
 from mlee.results.dbread import (  # noqa: F401 - re-exported: the database's reading side lives there
-    KIND, MAX_DATABASE_BYTES, SCHEMA_VERSION, database_problem, load_database, parse_database)
+    KIND, MAX_DATABASE_BYTES, SCHEMA_VERSION, load_database, parse_database)
 from mlee.results.jsonio import read_bytes
 from mlee.results.splice import Part, Source, Span, database_stamp, size_of, write_parts
 

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -15,8 +13,8 @@ from typing import Any
 
 from mlee.errors import ResultFormatError
 from mlee.results.dbstream import Layout, NotStreamable, stream_records
-from mlee.results.jsonio import parse_json, read_bytes
-from mlee.results.schema import CURRENT_VERSIONS, check_version, problem, validator
+from mlee.results.jsonio import parse_json, paused_gc, read_bytes
+from mlee.results.schema import CURRENT_VERSIONS, check_version, validator
 
 KIND = "mlee-database"
 SCHEMA_VERSION = 1
@@ -99,7 +97,7 @@ def load_database(path: str | Path, validate: bool = True, keys: Collection[str]
     """
     path = Path(path)
     try:
-        with _paused_gc():  # records hold no cycles; the collector would rescan them every few thousand
+        with paused_gc():  # records hold no cycles; the collector would rescan them every few thousand
             return _load_streaming(path, validate, keys)
     except NotStreamable:
         pass
@@ -107,17 +105,6 @@ def load_database(path: str | Path, validate: bool = True, keys: Collection[str]
     if keys is not None:
         db["records"] = [{k: r[k] for k in keys if k in r} if isinstance(r, dict) else r for r in db["records"]]
     return db
-
-
-@contextlib.contextmanager
-def _paused_gc() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load_streaming(path: Path, validate: bool, keys: Collection[str] | None) -> dict:
@@ -213,7 +200,3 @@ def _line_parser(label: str) -> Callable[[bytes], Any]:
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a finite number")
 
-
-def database_problem(db: Any) -> str | None:
-    """The first schema violation of an in-memory database; None when it conforms."""
-    return problem("database", db)

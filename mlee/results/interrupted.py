@@ -39,7 +39,7 @@ def recover_interrupted(folder: str | os.PathLike, results: dict, stat: os.stat_
         raise ResultFormatError(f"the run is still in progress (status running; {why})",
                                 "merge again when it has finished")
     from mlee.monitors.accounting import by_component, is_estimated
-    from mlee.monitors.base import Domain, Method
+    from mlee.vocabulary import Domain, Method
 
     start_s = float(results.get("workload_start_s") or 0.0)
     deltas, domains, methods, last_s = {}, {}, {}, start_s

@@ -25,7 +25,8 @@ from mlee.results.folder import fingerprint
 from mlee.results.liveness import DEFAULT_STALE_AFTER_S
 from mlee.results.ranks import combine, group_jobs, job_problem
 from mlee.results.previous import Previous, read_previous
-from mlee.results.reading import file_fingerprint, flags_in_two, paused_gc, read_all
+from mlee.results.jsonio import paused_gc
+from mlee.results.reading import file_fingerprint, flags_in_two, read_all
 from mlee.results.splice import Part, Source, joined
 from mlee.results.summary import facts, pack_facts, summarise
 

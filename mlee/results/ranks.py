@@ -17,8 +17,8 @@ import datetime as _dt
 import math
 from typing import Any
 
-from mlee.monitors.base import METHOD_STRENGTH, Method
 from mlee.results.environment import environment_name
+from mlee.vocabulary import weakest_method_name
 
 _STATUS_ORDER = {"completed": 0, "interrupted": 1, "failed": 2}
 _COMPONENTS = {"cpu": "cpu", "dram": "dram", "gpu": "gpu", "system": "system"}
@@ -105,11 +105,6 @@ def job_problem(job: list[tuple[Any, dict]]) -> str | None:
     return None
 
 
-def _weakest(methods: list[str]) -> str | None:
-    known = [Method(m) for m in methods if m in Method._value2member_map_]
-    return min(known, key=lambda m: METHOD_STRENGTH[m]).value if known else None
-
-
 def _source_key(src: dict, host: str) -> tuple:
     detail = src.get("detail") if isinstance(src.get("detail"), dict) else {}
     if src.get("domain") == "gpu" and detail.get("uuid"):
@@ -145,10 +140,10 @@ def combine(job: list[tuple[Any, dict]]) -> dict:
         values = [s.get("energy_j") for s in srcs]
         # One device without a figure makes the component unknown: a partial sum would look complete.
         energy[comp] = math.fsum(values) if all(isinstance(v, (int, float)) for v in values) else None
-        methods[comp] = _weakest([s["method"] for s in srcs]) if energy[comp] is not None else None
+        methods[comp] = weakest_method_name([s["method"] for s in srcs]) if energy[comp] is not None else None
     parts = [(v, methods[k]) for k, v in energy.items() if v is not None]
     energy["total"] = math.fsum(v for v, _ in parts) if parts else None
-    methods["total"] = _weakest([m for _, m in parts]) if parts else None
+    methods["total"] = weakest_method_name([m for _, m in parts]) if parts else None
     spans = [_span(r) for r in recs]
     starts = [s for s, _ in spans if s is not None]
     ends = [e for _, e in spans if e is not None]

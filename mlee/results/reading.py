@@ -7,9 +7,8 @@ a merge of thousands. Many inputs are read in worker processes when idle CPUs ex
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from mlee.errors import ResultFormatError
@@ -157,25 +156,6 @@ def _idle_fraction(sample_s: float, proc_stat: str) -> float | None:
         return None
     time.sleep(sample_s)
     return idle_share(first, reading())
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the block (it is restored as it was).
-
-    Reading parses hundreds of thousands of small dicts and lists; each batch of new containers sets off a
-    collection that walks the young objects, and the ever-growing set of kept records makes the older
-    generations dearer to walk: a third of a 10,000-folder merge's CPU time went there. Parsed JSON, record
-    lines and trace arrays hold no reference cycles, so nothing is kept longer than without the pause.
-    Forked readers inherit the pause.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def flags_in_two(n: int, test: Callable[[int], bool]) -> list[bool]:

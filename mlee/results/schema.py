@@ -18,12 +18,11 @@ import json
 import math
 import re
 from collections.abc import Callable
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from mlee.errors import ResultFormatError
 from mlee.results.jsonio import a_json_type
+from mlee.results.schema_base import load_schema, type_gate, type_test
 
 #: Current version of each versioned file kind; readers refuse anything newer.
 CURRENT_VERSIONS = {"results": 1, "database": 1, "trace_stats": 1}
@@ -32,78 +31,11 @@ MIN_VERSIONS = {"results": 1, "database": 1, "trace_stats": 1}
 #: (kind, from_version) -> function turning a document of that version into one of the next version.
 MIGRATIONS: dict[tuple[str, int], Callable[[dict], dict]] = {}
 
-SCHEMA_FILES = ("results", "config", "environment", "database", "trace_stats")
-
 Check = Callable[[Any, str], "str | None"]
-
-
-def schema_text(name: str) -> str:
-    """The text of a shipped schema file, e.g. ``schema_text("results")``."""
-    if name not in SCHEMA_FILES:
-        raise ValueError(f"unknown schema {name!r}; known: {', '.join(SCHEMA_FILES)}")
-    return resources.files("mlee").joinpath("schema", f"{name}.schema.json").read_text(encoding="utf-8")
-
-
-@lru_cache(maxsize=None)
-def load_schema(name: str) -> dict:
-    """The parsed schema ``mlee/schema/<name>.schema.json``."""
-    return json.loads(schema_text(name))
 
 
 def _where(path: str) -> str:
     return path or "the top level"
-
-
-#: Exact Python types of parsed JSON per JSON Schema type ("integer" also admits integral floats, below).
-_PY_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,), "null": (type(None),),
-    "number": (int, float), "integer": (int,),
-}
-
-
-def _type_test(names: list[str]) -> Callable[[Any], bool]:
-    exact = frozenset(t for n in names for t in _PY_TYPES[n])
-    containers = tuple(t for t in exact if t in (dict, list))
-    integral_floats = "integer" in names and "number" not in names
-    numeric = "number" in names or "integer" in names
-
-    def test(v: Any) -> bool:
-        t = type(v)
-        if t in exact:
-            # Parsed JSON cannot hold NaN (readers refuse it), but documents built in memory can.
-            return not (t is float and (v != v or v in (_INF, -_INF)))
-        if t is float and integral_floats:
-            return v.is_integer()
-        if numeric and t is not bool and isinstance(v, (int, float)):
-            return math.isfinite(v)
-        return bool(containers) and isinstance(v, containers)  # dict/list subclasses built in memory
-    return test
-
-
-_INF = float("inf")
-
-
-def _gate(node: dict, file: str, depth: int = 0) -> frozenset | None:
-    """The Python types a schema node can accept (None: any), to skip hopeless anyOf branches cheaply."""
-    if depth > 8:
-        return None
-    if "type" in node:
-        names = node["type"] if isinstance(node["type"], list) else [node["type"]]
-        types = {t for n in names for t in _PY_TYPES[n]}
-        if "integer" in names:
-            types.add(float)
-        return frozenset(types)
-    if "$ref" in node:
-        ref_file, _, pointer = node["$ref"].partition("#")
-        target: Any = load_schema(ref_file.replace(".schema.json", "") if ref_file else file)
-        for part in [p for p in pointer.split("/") if p]:
-            target = target[part]
-        return _gate(target, ref_file.replace(".schema.json", "") if ref_file else file, depth + 1)
-    for key in ("anyOf", "oneOf"):
-        if key in node:
-            gates = [_gate(sub, file, depth + 1) for sub in node[key]]
-            return None if any(g is None for g in gates) else frozenset().union(*gates)
-    return None
 
 
 class _Compiler:
@@ -134,7 +66,7 @@ class _Compiler:
             checks.append(self.ref(ref_name, pointer))
         if "type" in node:
             names = node["type"] if isinstance(node["type"], list) else [node["type"]]
-            test = _type_test(names)
+            test = type_test(names)
             label = " or ".join(names)
             lo, hi, above = node.get("minimum"), node.get("maximum"), node.get("exclusiveMinimum")
             bounded = lo is not None or hi is not None or above is not None
@@ -169,7 +101,7 @@ class _Compiler:
         self._arrays(node, file, checks)
         for key in ("anyOf", "oneOf"):
             if key in node:
-                alts = [(_gate(sub, file), self.compile(sub, file)) for sub in node[key]]
+                alts = [(type_gate(sub, file), self.compile(sub, file)) for sub in node[key]]
 
                 def check_any(v: Any, p: str, alts: list = alts) -> str | None:
                     first = None

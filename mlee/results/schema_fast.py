@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mlee.results.schema import _gate, _type_test, load_schema
+from mlee.results.schema_base import load_schema, type_gate, type_test
 
 Ok = Callable[[Any], bool]
 
@@ -62,7 +62,7 @@ class FastCompiler:
         self._arrays(node, file, checks)
         for key in ("anyOf", "oneOf"):
             if key in node:
-                checks.append(self._any([(_gate(sub, file), self.compile(sub, file)) for sub in node[key]]))
+                checks.append(self._any([(type_gate(sub, file), self.compile(sub, file)) for sub in node[key]]))
         if "allOf" in node:
             checks.extend(self.compile(sub, file) for sub in node["allOf"])
         if not checks:
@@ -80,7 +80,7 @@ class FastCompiler:
     @staticmethod
     def _typed(node: dict) -> Ok:
         names = node["type"] if isinstance(node["type"], list) else [node["type"]]
-        test = _type_test(names)
+        test = type_test(names)
         lo, hi, above = node.get("minimum"), node.get("maximum"), node.get("exclusiveMinimum")
         if lo is None and hi is None and above is None:
             return test

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mlee.monitors.base import METHOD_STRENGTH, Method
+from mlee.vocabulary import weakest_method_name
 
 
 def _num(value: Any) -> float | None:
@@ -64,11 +64,6 @@ def mean_std(values: list[float | None]) -> dict:
     return {"mean": m, "std": math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1))}
 
 
-def _weakest(methods: list[Any]) -> str | None:
-    known = [Method(m) for m in methods if m in Method._value2member_map_]
-    return min(known, key=lambda m: METHOD_STRENGTH[m]).value if known else None
-
-
 def summarise(all_facts: list[dict]) -> list[dict]:
     """Summaries of the given facts, sorted by (task, dataset, environment, model, backend)."""
     groups: dict[tuple, list[dict]] = {}
@@ -85,7 +80,7 @@ def summarise(all_facts: list[dict]) -> list[dict]:
             "n": len(fs), "ids": [f["id"] for f in fs],
             "per_sample": {"energy_j": mean_std([f["energy_j"] for f in fs]),
                            "time_ms": mean_std([f["time_ms"] for f in fs])},
-            "energy_method": _weakest([f["energy_method"] for f in fs if f["energy_j"] is not None]),
+            "energy_method": weakest_method_name([f["energy_method"] for f in fs if f["energy_j"] is not None]),
             "estimated": any(f["estimated"] for f in fs),
             "metrics": {"top1": mean_std([f["top1"] for f in fs]), "top5": mean_std([f["top5"] for f in fs])},
             # Model facts are the same for every run of a model; when runs disagree none is claimed.

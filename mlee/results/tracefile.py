@@ -11,7 +11,7 @@ import csv
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -185,9 +185,3 @@ def read_trace(path: str | os.PathLike) -> dict[str, list[float | None]]:
                 raise ResultFormatError(f"trace {path} line {number}: {column}={cell!r} is not a number") from exc
     return columns
 
-
-def rows_of(columns: dict[str, list[float | None]]) -> Iterable[dict[str, float | None]]:
-    """The rows of :func:`read_trace`'s columns, as dicts."""
-    names = list(columns)
-    for values in zip(*(columns[n] for n in names)):
-        yield dict(zip(names, values))

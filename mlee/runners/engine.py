@@ -6,8 +6,9 @@ A backend builds one model on one device and offers the timed loops. The orchest
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ BatchCallback = Callable[[int, int], None]
 PROBE_TIMEOUT_S = 3.0
 #: Socket timeout while a framework downloads weights: a stalled download fails instead of hanging.
 DOWNLOAD_TIMEOUT_S = 30.0
+#: What to do when pretrained weights cannot be downloaded.
+DOWNLOAD_FIX = "retry with a network, or use --weights none or --weights PATH"
 
 
 @dataclass(frozen=True)
@@ -88,22 +91,6 @@ class Engine(Protocol):
         ...
 
 
-class TrainableEngine(Engine, Protocol):
-    """An engine that can also train (PyTorch, TensorFlow; the ONNX engine only infers)."""
-
-    def labels(self, labels: Any) -> Any:
-        """int64 numpy labels as the framework's tensor on the device."""
-        ...
-
-    def set_optimizer(self, name: str, lr: float) -> None:
-        """Choose ``sgd`` (momentum 0.9) or ``adam`` with learning rate ``lr``."""
-        ...
-
-    def save_weights(self, path: Path) -> None:
-        """Write the weights in a form ``--weights PATH`` loads again."""
-        ...
-
-
 @dataclass(frozen=True)
 class WeightsChoice:
     """``--weights``: ``none`` (random initialisation), ``pretrained`` or a checkpoint ``path``."""
@@ -167,6 +154,26 @@ class download_timeout:
 
     def __exit__(self, *exc: object) -> None:
         socket.setdefaulttimeout(self._old)
+
+
+@contextlib.contextmanager
+def pretrained_download(model_name: str, host: str, cached: bool,
+                        failures: tuple[type[BaseException], ...] = (OSError,)) -> Iterator[None]:
+    """The frame every backend builds pretrained weights in: probe, timeout, one error for a failed download.
+
+    Weights not ``cached`` yet: ``host`` is probed first, so an offline machine fails fast with the fix. The block
+    runs under :class:`download_timeout`; an exception of ``failures`` raised in it becomes one MleeError.
+
+    Raises:
+        MleeError: ``host`` cannot be reached, or the download failed (the framework's error is the cause).
+    """
+    if not cached:
+        check_reachable(host)
+    try:
+        with download_timeout():
+            yield
+    except failures as exc:
+        raise MleeError(f"downloading pretrained weights of {model_name} failed: {exc}", fix=DOWNLOAD_FIX) from exc
 
 
 def parse_device(device: str) -> tuple[str, int | None]:

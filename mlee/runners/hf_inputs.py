@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,22 @@ class Queries:
         return len(self.items)
 
 
+def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` of every non-blank line of a JSONL file.
+
+    Raises:
+        UsageError: a line that is not JSON.
+    """
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{number} is not JSON ({exc.msg})", fix="write one JSON object a line") from exc
+        yield number, row
+
+
 def read_texts(path: Path) -> list[str]:
     """Prompts from a ``.jsonl`` file (field ``text``, else ``prompt``), a ``.txt`` file (one a line) or a folder
     of ``.txt`` files (one prompt each).
@@ -59,14 +76,7 @@ def read_texts(path: Path) -> list[str]:
     if path.is_dir():
         texts = [p.read_text(encoding="utf-8").strip() for p in sorted(path.glob("*.txt"))]
     elif path.suffix == ".jsonl":
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number} is not JSON ({exc.msg})",
-                                 fix="write one JSON object a line") from exc
+        for number, row in jsonl_rows(path):
             text = row.get("text", row.get("prompt")) if isinstance(row, dict) else None
             if not isinstance(text, str):
                 raise UsageError(f"{path}:{number} has no text field", fix='give each line a "text" string')

@@ -7,7 +7,6 @@ tokens (without padding) and the energy per training token.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,7 @@ def read_labelled(path: Path) -> tuple[list[str], list[int]]:
     if path.suffix != ".jsonl" or not path.is_file():
         raise UsageError(f"training data {path} is not a .jsonl file", fix='give lines of {"text": ..., "label": N}')
     texts, labels = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path}:{number} is not JSON ({exc.msg})", fix="write one JSON object a line") from exc
+    for number, row in hf_inputs.jsonl_rows(path):
         if not (isinstance(row, dict) and isinstance(row.get("text"), str) and isinstance(row.get("label"), int)):
             raise UsageError(f"{path}:{number} needs a text string and an integer label",
                              fix='write {"text": "...", "label": 0}')

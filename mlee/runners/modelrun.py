@@ -9,42 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mlee.errors import Interrupted, MleeError
 from mlee.runners import registry, stats
 from mlee.runners.data import ImageSet, load
-from mlee.runners.engine import BatchCallback, WeightsChoice
+from mlee.runners.engine import WeightsChoice
 from mlee.runners.options import RunOptions
-from mlee.runners.preprocess import Preprocessing, batch_bounds, for_entry, normalize
-
-
-class Progress(Protocol):
-    """What a caller sees of a run while it goes (the CLI draws a progress bar with it)."""
-
-    def start_model(self, name: str, index: int, total: int) -> None:
-        """A model starts (``index`` counts from 0)."""
-
-    def phase(self, description: str, total_batches: int) -> None:
-        """A loop over ``total_batches`` batches starts (warm-up, repeat, epoch)."""
-
-    def advance(self, n: int = 1) -> None:
-        """``n`` more batches are done."""
-
-    def end_model(self, outcome: ModelOutcome) -> None:
-        """A model finished (completed or failed)."""
-
-
-@dataclass(frozen=True)
-class ModelOutcome:
-    """How one model's run ended. ``results`` is the content of its results.json (None if no folder)."""
-
-    model: str
-    status: str
-    folder: Path | None
-    error: MleeError | None
-    results: dict | None
+from mlee.runners.preprocess import Preprocessing, for_entry
+from mlee.runners.steps import (
+    ModelOutcome,
+    Progress,
+    accuracy,
+    class_count,
+    export_onnx,
+    make_engine,
+    on_batch_callback,
+    to_batches,
+    window_figures,
+)
 
 
 @dataclass
@@ -58,14 +41,6 @@ class Prepared:
     data: ImageSet
     batches: list[Any]
     labels: list[Any]
-
-
-def on_batch_callback(progress: Progress | None) -> BatchCallback | None:
-    """The per-batch callback that advances ``progress`` (None without progress: nothing to call)."""
-    if progress is None:
-        return None
-    advance = progress.advance
-    return lambda _i, _n: advance(1)
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -89,46 +64,6 @@ def translate(exc: BaseException, model: str, options: RunOptions) -> MleeError:
                      fix="set MLEE_DEBUG=1 for a traceback and report it")
 
 
-def _num_classes(data: ImageSet) -> int:
-    if data.name == "digits":
-        return 10
-    return max(1000, data.n_classes or 0)
-
-
-def make_engine(spec: registry.ModelSpec, framework: str, options: RunOptions, weights: WeightsChoice,
-                num_classes: int, input_size: int) -> Any:
-    """The framework engine for ``spec`` (the ONNX export is a separate step, :func:`export_onnx`)."""
-    entry = spec.entry(framework)
-    # An ONNX model is built on the CPU only to be exported; onnxruntime runs it on the device.
-    device = "cpu" if options.backend == "onnx" else options.device
-    if framework == "pytorch":
-        from mlee.runners import torch_backend
-
-        return torch_backend.make_engine(entry, weights, num_classes, input_size, spec.name, device,  # type: ignore[arg-type]
-                                         options.threads, options.seed)
-    from mlee.runners import tf_backend
-
-    return tf_backend.make_engine(entry, weights, num_classes, input_size, spec.name, device,  # type: ignore[arg-type]
-                                  options.threads, options.seed)
-
-
-def export_onnx(engine: Any, framework: str, options: RunOptions, input_size: int) -> Any:
-    """Export ``engine``'s model to ONNX and open it in onnxruntime."""
-    from mlee.runners.onnx_backend import OnnxEngine
-
-    return OnnxEngine(engine, framework, options.device, input_size, options.threads)
-
-
-def to_batches(engine: Any, data: ImageSet, prep: Preprocessing, batch_size: int) -> tuple[list, list]:
-    """Normalised device batches and their numpy labels (empty when the labels are not real)."""
-    batches, labels = [], []
-    for start, stop in batch_bounds(data.n_samples, batch_size):
-        batches.append(engine.inputs(normalize(data.pixels[start:stop], prep)))
-        if data.labels is not None:
-            labels.append(data.labels[start:stop])
-    return batches, labels
-
-
 def prepare(m: Any, model: str, options: RunOptions, weights: WeightsChoice, training: bool) -> Prepared:
     """Resolve the model, load the data and build the engine, each in an unmeasured window."""
     spec, framework = registry.resolve(model, options.backend, options.onnx_source)
@@ -138,7 +73,7 @@ def prepare(m: Any, model: str, options: RunOptions, weights: WeightsChoice, tra
                     n_samples=options.planned_samples(), seed=options.seed, data_path=options.data_path,
                     framework=framework, max_corrupt_fraction=options.max_corrupt_fraction)
     with m.window("build", measured=False):
-        engine = make_engine(spec, framework, options, weights, _num_classes(data), prep.input_size)
+        engine = make_engine(spec, framework, options, weights, class_count(data), prep.input_size)
     if options.backend == "onnx":
         with m.window("export", measured=False):
             engine = export_onnx(engine, framework, options, prep.input_size)
@@ -167,21 +102,6 @@ def warm_up(m: Any, p: Prepared, n_batches: int, progress: Progress | None) -> N
 def _rows(batch: Any) -> int:
     shape = batch.shape() if callable(getattr(batch, "shape", None)) else batch.shape
     return int(shape[0])
-
-
-def window_figures(record: dict, n_samples: int) -> stats.WindowFigures:
-    """A session window record as per-sample arithmetic input."""
-    return stats.WindowFigures(record["energy_j"], record["energy_method"], record["duration_s"], n_samples)
-
-
-def accuracy(logits: Any, labels: Sequence[Any]) -> dict:
-    """``metrics`` from outputs and real labels: top-1, top-5 (fractions) and mean cross-entropy (nats)."""
-    import numpy as np
-
-    truth = np.concatenate(list(labels))
-    n = len(truth)
-    top5 = stats.topk_hits(logits, truth, 5) / n if logits.shape[1] >= 5 else None
-    return {"top1": stats.topk_hits(logits, truth, 1) / n, "top5": top5, "loss": stats.cross_entropy(logits, truth)}
 
 
 def infer(m: Any, model: str, options: RunOptions, weights: WeightsChoice, progress: Progress | None) -> None:
@@ -217,10 +137,10 @@ def infer(m: Any, model: str, options: RunOptions, weights: WeightsChoice, progr
 def per_layer_breakdown(m: Any, p: Prepared) -> dict:
     """The ``per_layer`` block: ``p``'s batches timed layer by layer in an unmeasured window of ``m``."""
     if p.framework == "tensorflow":
-        from mlee.predict.tf_layers import profile_tf_layers
+        from mlee.runners.tf_layers import profile_tf_layers
 
         return profile_tf_layers(p.engine.model, p.batches, m, "per-layer", device=p.engine.device)
-    from mlee.predict.layers import profile_layers
+    from mlee.runners.layers import profile_layers
 
     return profile_layers(p.engine.module, p.batches, m, "per-layer", device=p.engine.device)
 

@@ -17,8 +17,6 @@ from mlee.errors import UsageError
 BACKENDS = ("pytorch", "tensorflow", "onnx")
 #: Frameworks an ONNX model can be exported from.
 ONNX_SOURCES = ("pytorch", "tensorflow")
-#: Human names of the backends, as the 2022 paper named its environments.
-BACKEND_LABELS = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "onnx": "ONNX"}
 
 # Keras evaluates ImageNet models on a centre crop of 87.5 % of the resized image.
 _KERAS_CROP_FRACTION = 0.875

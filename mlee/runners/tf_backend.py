@@ -18,9 +18,8 @@ from mlee.runners.engine import (
     EpochStats,
     ModelInfo,
     WeightsChoice,
-    check_reachable,
-    download_timeout,
     parse_device,
+    pretrained_download,
 )
 from mlee.runners.registry import KerasEntry
 
@@ -117,16 +116,11 @@ def build_model(entry: KerasEntry, weights: WeightsChoice, num_classes: int, inp
         if input_size != entry.input_size:
             raise UsageError(f"pretrained keras weights of {model_name} need --input-size {entry.input_size}",
                              fix="drop --input-size, or use --weights none")
-        if not _cache_has(entry.cache_token):
-            check_reachable(WEIGHTS_HOST)
-        try:
-            with download_timeout():
-                if num_classes == 1000:
-                    return builder(weights="imagenet", input_shape=shape, classifier_activation=None)
-                body = builder(weights="imagenet", include_top=False, input_shape=shape, pooling="avg")
-        except Exception as exc:  # noqa: BLE001 - keras wraps network errors in plain Exception
-            raise MleeError(f"downloading pretrained weights of {model_name} failed: {exc}",
-                            fix="retry with a network, or use --weights none or --weights PATH") from exc
+        # keras wraps network errors in plain Exception: any failure of the build is a failed download
+        with pretrained_download(model_name, WEIGHTS_HOST, _cache_has(entry.cache_token), failures=(Exception,)):
+            if num_classes == 1000:
+                return builder(weights="imagenet", input_shape=shape, classifier_activation=None)
+            body = builder(weights="imagenet", include_top=False, input_shape=shape, pooling="avg")
         head = tf.keras.layers.Dense(num_classes, name="predictions")(body.output)
         return tf.keras.Model(body.input, head, name=body.name)
     if weights.kind == "path" and weights.path is not None and weights.path.suffix == ".keras":

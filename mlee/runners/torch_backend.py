@@ -20,24 +20,32 @@ from mlee.runners.engine import (
     EpochStats,
     ModelInfo,
     WeightsChoice,
-    check_reachable,
-    download_timeout,
     parse_device,
+    pretrained_download,
 )
 from mlee.runners.registry import TorchEntry
 
 WEIGHTS_HOST = "download.pytorch.org"
 
 
-def import_torch() -> tuple[Any, Any]:
-    """``(torch, torchvision)``, or BackendMissing naming the extra to install."""
+def import_torch() -> Any:
+    """The ``torch`` module, or BackendMissing naming the extra to install."""
     try:
         import torch
+    except ImportError as exc:
+        raise BackendMissing("PyTorch is not installed", fix='pip install "mlee[torch]"') from exc
+    return torch
+
+
+def import_torchvision() -> Any:
+    """The ``torchvision`` module (torch with it), or BackendMissing naming the extra to install."""
+    try:
+        import torch  # noqa: F401 - torchvision needs it; a missing torch is named as such
         import torchvision
     except ImportError as exc:
         raise BackendMissing(f"the pytorch backend needs torch and torchvision ({exc.name} is not installed)",
                              fix='pip install "mlee[torch]"') from exc
-    return torch, torchvision
+    return torchvision
 
 
 def torch_device(device: str) -> tuple[Any, list[int]]:
@@ -46,7 +54,7 @@ def torch_device(device: str) -> tuple[Any, list[int]]:
     Raises:
         DeviceUnavailable: CUDA asked for but absent, or an index beyond the visible GPUs.
     """
-    torch, _ = import_torch()
+    torch = import_torch()
     kind, index = parse_device(device)
     if kind == "cpu":
         return torch.device("cpu"), []
@@ -63,7 +71,7 @@ def torch_device(device: str) -> tuple[Any, list[int]]:
 
 
 def _last_linear(model: Any) -> tuple[str, Any]:
-    torch, _ = import_torch()
+    torch = import_torch()
     found = None
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear):
@@ -82,7 +90,7 @@ def _set_module(model: Any, dotted: str, new: Any) -> None:
 
 
 def _build(entry: TorchEntry, weights: str | None, num_classes: int, input_size: int) -> Any:
-    _, torchvision = import_torch()
+    torchvision = import_torchvision()
     kwargs: dict[str, Any] = {}
     if entry.builder == "vit_b_16" and input_size != entry.input_size:
         kwargs["image_size"] = input_size  # ViT's position embeddings fix the input size
@@ -92,20 +100,17 @@ def _build(entry: TorchEntry, weights: str | None, num_classes: int, input_size:
         return torchvision.models.get_model(entry.builder, weights=None, num_classes=num_classes, **kwargs)
     model = torchvision.models.get_model(entry.builder, weights=weights, **kwargs)
     if num_classes != 1000:  # fine-tuning: a fresh head of the right width on the pretrained body
-        torch, _ = import_torch()
+        torch = import_torch()
         name, head = _last_linear(model)
         _set_module(model, name, torch.nn.Linear(head.in_features, num_classes))
     return model
 
 
-def _ensure_pretrained(entry: TorchEntry) -> Path:
-    """The cache path of the default weights; probes the download host when they are not cached."""
-    torch, torchvision = import_torch()
+def _pretrained_path(entry: TorchEntry) -> Path:
+    """Where torch caches the default weights of ``entry``."""
+    torch, torchvision = import_torch(), import_torchvision()
     url = torchvision.models.get_model_weights(entry.builder).DEFAULT.url
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-    if not cached.is_file():
-        check_reachable(WEIGHTS_HOST)
-    return cached
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
 #: The fix for any checkpoint mlee cannot use. Never the advice to load with ``weights_only=False``: that runs
@@ -173,7 +178,7 @@ def load_checkpoint(path: Path) -> dict:
     import pickle
     import warnings
 
-    torch, _ = import_torch()
+    torch = import_torch()
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on the way to refusing a file
             warnings.simplefilter("ignore")
@@ -209,19 +214,18 @@ def build_model(entry: TorchEntry, weights: WeightsChoice, num_classes: int, inp
     if weights.kind == "none":
         return _build(entry, None, num_classes, input_size)
     if weights.kind == "pretrained":
-        cached = _ensure_pretrained(entry)
-        try:
-            with download_timeout(), weights_only_loads():
+        cached = _pretrained_path(entry)
+        with pretrained_download(model_name, WEIGHTS_HOST, cached.is_file()), weights_only_loads():
+            try:
                 return _build(entry, "DEFAULT", num_classes, input_size)
-        except OSError as exc:
-            raise MleeError(f"downloading pretrained weights of {model_name} failed: {exc}",
-                            fix="retry with a network, or use --weights none or --weights PATH") from exc
-        except Exception as exc:  # noqa: BLE001 - a truncated or corrupt cached file fails in many ways
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "weights_only" in first:  # torch's text would advise turning the check off
-                first = "it holds more than tensors and is not loaded (weights_only=True)"
-            raise MleeError(f"pretrained weights of {model_name} in {cached} cannot be loaded: {first}",
-                            fix="delete that file to download it again, or use --weights none") from exc
+            except OSError:
+                raise  # the download failed: pretrained_download says so
+            except Exception as exc:  # noqa: BLE001 - a truncated or corrupt cached file fails in many ways
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if "weights_only" in first:  # torch's text would advise turning the check off
+                    first = "it holds more than tensors and is not loaded (weights_only=True)"
+                raise MleeError(f"pretrained weights of {model_name} in {cached} cannot be loaded: {first}",
+                                fix="delete that file to download it again, or use --weights none") from exc
     assert weights.path is not None
     state = load_checkpoint(weights.path)
     model = _build(entry, None, num_classes, input_size)
@@ -243,7 +247,7 @@ def count_flops(model: Any, input_size: int, device: Any) -> tuple[float, float]
 
     Units: floating-point operations; flops = 2 x macs (convolutions and matrix products).
     """
-    torch, _ = import_torch()
+    torch = import_torch()
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
@@ -262,7 +266,7 @@ class TorchEngine:
     """A torchvision model on a device, with the timed inference and training loops."""
 
     def __init__(self, model: Any, device: str, input_size: int, threads: int | None = None) -> None:
-        torch, _ = import_torch()
+        torch = import_torch()
         self._torch = torch
         if threads is not None:
             torch.set_num_threads(threads)
@@ -364,7 +368,7 @@ class TorchEngine:
 def make_engine(entry: TorchEntry, weights: WeightsChoice, num_classes: int, input_size: int,
                 model_name: str, device: str, threads: int | None, seed: int) -> TorchEngine:
     """Build the model and move it to its device (the build is outside every measured window)."""
-    torch, _ = import_torch()
+    torch = import_torch()
     torch_device(device)  # an unusable device fails before the (slow) build
     torch.manual_seed(seed)
     model = build_model(entry, weights, num_classes, input_size, model_name)

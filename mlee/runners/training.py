@@ -15,7 +15,7 @@ from mlee.errors import UsageError
 from mlee.runners import registry, stats
 from mlee.runners.data import ImageSet, load
 from mlee.runners.engine import WeightsChoice
-from mlee.runners.modelrun import (
+from mlee.runners.steps import (
     Progress,
     on_batch_callback,
     accuracy,

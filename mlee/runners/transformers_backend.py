@@ -352,7 +352,7 @@ def figures_block(hf: HfModel, options: Any, queries: hf_inputs.Queries, windows
 
 def per_layer(m: Any, hf: HfModel, batches: list[dict]) -> dict:
     """The ``per_layer`` block: one forward pass per batch timed layer by layer in an unmeasured window."""
-    from mlee.predict.layers import profile_layers
+    from mlee.runners.layers import profile_layers
 
     first_input = {"text": "input_ids", "image": "pixel_values", "audio": "input_values"}
     key = next(k for k in first_input.values() if k in batches[0])

@@ -1,4 +1,4 @@
-"""CI gates over a merged database: minimum rating, energy ceiling, regression against a baseline.
+"""CI gates over a merged database (``mlee check``): minimum rating, energy ceiling, regression against a baseline.
 
 Pure functions over database dicts (docs/design.md §3) and rated records (§4); the CLI renders the outcome.
 """
@@ -11,8 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from mlee.console import escape, name_list
 from mlee.errors import UsageError
-
-RATINGS = "ABCDE"
+from mlee.vocabulary import LETTERS as RATINGS
 
 _ENERGY_UNITS_J = {"j": 1.0, "ws": 1.0, "mj": 1e-3, "kj": 1e3, "wh": 3600.0, "kwh": 3.6e6, "uj": 1e-6}
 

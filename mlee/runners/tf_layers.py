@@ -1,4 +1,4 @@
-"""Per-layer breakdown of a TensorFlow (Keras) model: the Keras counterpart of :mod:`mlee.predict.layers`.
+"""Per-layer breakdown of a TensorFlow (Keras) model: the Keras counterpart of :mod:`mlee.runners.layers`.
 
 Keras has no forward hooks, so while a :class:`TfLayerTimer` is active the ``__call__`` of the classes
 the model's layers come from (``keras.layers.Layer``, and ``keras.ops.Operation`` for the raw operations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlee.errors import MleeError, UsageError
-from mlee.predict.layers import LayerTimer, batch_list, timed_window
+from mlee.runners.layers import LayerTimer, batch_list, timed_window
 
 
 def model_operations(model: Any) -> list[tuple[str, Any]]:
@@ -181,7 +181,7 @@ def profile_tf_layers(model: Any, batches: Sequence[Any], session: Any, window_n
             used the compiled graph, so the eager path's first-call costs are not paid yet.
 
     Returns:
-        The breakdown of :func:`mlee.predict.layers.attribute` plus ``device``, ``backend``
+        The breakdown of :func:`mlee.runners.layers.attribute` plus ``device``, ``backend``
         (``tensorflow``) and ``execution`` (``eager``); store it with ``session.add_results(per_layer=...)``.
     """
     from mlee.runners.tf_backend import import_tf
