@@ -15,9 +15,9 @@ from mlee.predict.layers import (  # noqa: E402
     PowerTrace,
     attribute,
     profile_layers,
-    render_breakdown,
     trace_from_csvs,
 )
+from mlee.commands._predict_tables import render_breakdown  # noqa: E402
 
 
 class StepClock:

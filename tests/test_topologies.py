@@ -246,7 +246,7 @@ def test_d7_infer_exits_1_when_no_component_has_a_valid_figure(tmp_path, monkeyp
     from types import SimpleNamespace
 
     import mlee.runners.modelrun as modelrun
-    from mlee.commands.infer import execute
+    from mlee.commands._modelruns import execute
 
     def outcome(energy_j, sources):
         results = {"energy_j": energy_j, "energy_method": {"total": None}, "sources": sources, "estimated": False}
@@ -254,8 +254,8 @@ def test_d7_infer_exits_1_when_no_component_has_a_valid_figure(tmp_path, monkeyp
 
     lost = [{"name": "nvml:0", "energy_j": None, "valid": False, "reason": "NVML: read GPU 0: GPU is lost"}]
     none = {"total": None, "cpu": None, "dram": None, "gpu": None}
-    options = SimpleNamespace(task="inference", validate=lambda: None)
-    monkeypatch.setattr(modelrun, "check_models", lambda names: None)
+    options = SimpleNamespace(task="inference", backend="pytorch", validate=lambda: None)
+    monkeypatch.setattr(modelrun, "check_models", lambda names, backend: None)
     monkeypatch.setattr(modelrun, "run_models", lambda *a, **k: [outcome(none, lost)])
     assert execute(["m"], options, {}, as_json=True) == 1
     assert "no valid energy reading from nvml:0: NVML: read GPU 0: GPU is lost" in capsys.readouterr().err
@@ -315,7 +315,7 @@ def test_doctor_table_shows_the_mirror_decision_and_the_gpu_fallback(tmp_path, m
 def test_the_infer_table_marks_partial_and_shared_figures(tmp_path):
     from types import SimpleNamespace
 
-    from mlee.commands.infer import _summary_rows
+    from mlee.commands._modelruns import _summary_rows
 
     per = {"energy_j": {"total": 0.5}, "energy_method": {"total": "counter"}}
     outcome = SimpleNamespace(model="m", status="completed", error=None, folder=tmp_path,
