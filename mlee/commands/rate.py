@@ -193,15 +193,22 @@ def _value_text(m: dict[str, Any]) -> str:
     return fmt_value(m["value"]) + (f" {EST}" if m["method"] == "estimate" else "")
 
 
-def _wide(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]]) -> Any:
+def _group_table(title: str, caption: str) -> Any:
+    """The empty table of one group: bold title and caption left-aligned, a rule under the header only."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    return Table(title=Text(title, style="bold"), caption=Text(caption), title_justify="left",
+                 caption_justify="left", box=box.SIMPLE_HEAD)
+
+
+def _wide(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]]) -> Any:
+    from rich.text import Text
+
     from mlee.rating import COLOURS
 
-    table = Table(title=Text(title, style="bold"), caption=Text(caption), title_justify="left",
-                  caption_justify="left", box=box.SIMPLE_HEAD)
+    table = _group_table(title, caption)
     table.add_column("Model", no_wrap=True)
     table.add_column("Rating", justify="center", no_wrap=True)
     for key in keys:
@@ -224,14 +231,11 @@ def _wide(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]])
 
 
 def _long(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]]) -> Any:
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     from mlee.rating import COLOURS
 
-    table = Table(title=Text(title, style="bold"), caption=Text(caption), title_justify="left",
-                  caption_justify="left", box=box.SIMPLE_HEAD)
+    table = _group_table(title, caption)
     for header, justify in (("Model", "left"), ("Rating", "center"), ("Metric", "left"), ("Value", "right"),
                             ("Unit", "left"), ("Index", "right"), ("", "center")):
         table.add_column(header, justify=justify, no_wrap=header != "Model")
