@@ -105,3 +105,20 @@ def test_the_suite_cannot_reach_the_network():
 
     with pytest.raises(RuntimeError, match="tried to connect"):
         socket.create_connection(("192.0.2.1", 443), timeout=0.5)  # TEST-NET-1: never routable anyway
+
+
+def test_every_json_output_goes_through_the_one_printer(capsys):
+    """`--json` of different commands is the same canonical JSON: sorted keys, indent 2, UTF-8, one newline."""
+    import json
+
+    from mlee.console import print_json
+    from mlee.fsutil import canonical_json
+
+    for args in (("models", "--json"), ("profile", "--list", "--limit", "1", "--kernels", "relu", "--json")):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == canonical_json(json.loads(result.stdout)), args
+    print_json({"b": "Zürich", "a": [1.5]})
+    assert capsys.readouterr().out == '{\n  "a": [\n    1.5\n  ],\n  "b": "Zürich"\n}\n'
+    with pytest.raises(ValueError):
+        print_json({"energy_j": float("nan")})

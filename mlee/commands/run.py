@@ -23,7 +23,6 @@ import typer
 from mlee.errors import CommandNotFound, UsageError
 from mlee.signals import SignalGuard
 
-EXIT_NOT_FOUND = 127
 #: How long output may keep arriving after the command exited (from its background children). Units: seconds.
 TEE_DRAIN_S = 2.0
 
@@ -201,7 +200,7 @@ def _measure_command(cmd: list[str], run_name: str, settings: Any, guard: Signal
         if not guard.received:
             code = run_command(cmd, m, m.folder / "log.txt", guard, child)
     except CommandNotFound as exc:
-        m.add_results(exit_code=EXIT_NOT_FOUND, command=cmd)
+        m.add_results(exit_code=exc.exit_code, command=cmd)
         m.finish("failed", str(exc))
         raise CommandNotFound(exc.message, fix=f"{exc.fix}; the failed run is recorded in {m.folder}") from exc
     except BaseException as exc:
