@@ -61,4 +61,3 @@ def _render_models(rows: list[dict]) -> None:
         table.add_row(r["name"], ", ".join(r["backends"]), params(r["pytorch"]), params(r["tensorflow"]),
                       f"{size(r['pytorch'])}/{size(r['tensorflow'])}")
     out().print(table)
-
