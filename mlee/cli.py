@@ -1,4 +1,8 @@
-"""The ``mlee`` command line: parse, call the library, render. The only place that chooses exit codes.
+"""The ``mlee`` command line: every command registered explicitly, and the one crash handler.
+
+Each command lives in a module of :mod:`mlee.commands` named after it (``mlee infer`` is
+``mlee.commands.infer.infer``) and is added here by hand, in the order ``mlee --help`` lists them. The exit
+code of an error comes from its class (:attr:`mlee.errors.MleeError.exit_code`).
 
 Exit codes:
   0 ok; 1 failure; 2 usage; 3 no usable power source (or device) the user asked for;
@@ -9,7 +13,6 @@ Exit codes:
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import traceback
@@ -20,15 +23,10 @@ from typer.core import TyperGroup
 
 
 from mlee import __version__
+from mlee.commands import calibrate, card, check, demo, doctor, evaluate, export, fit, infer, label, merge, models
+from mlee.commands import predict, profile, rate, report, run, sweep, train
 from mlee.console import error, message
-from mlee.errors import (
-    CommandNotFound,
-    Interrupted,
-    MleeError,
-    SourcePermissionError,
-    SourceUnavailable,
-    UsageError,
-)
+from mlee.errors import Interrupted, MleeError
 
 try:  # typer >= 0.26 vendors click as typer._click
     from typer._click import exceptions as _cx
@@ -41,14 +39,7 @@ _ABORT = tuple({typer.Abort, getattr(_cx, "Abort", typer.Abort), KeyboardInterru
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_NO_SOURCE = 3
-EXIT_PERMISSION = 4
-EXIT_NOT_FOUND = 127
 EXIT_INTERRUPTED = 130
-
-#: Command modules under mlee/commands/, each with ``register(app)``; listed so --help is stable.
-COMMAND_MODULES = ("doctor", "run", "infer", "merge", "rate", "label", "report", "check", "predict", "fit", "evaluate",
-                   "sweep", "demo", "export", "card")
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no usable power source or device, 4 permission denied, "
@@ -59,17 +50,10 @@ EXIT_CODES_HELP = (
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """The documented exit code of an exception."""
-    if isinstance(exc, SourcePermissionError):
-        return EXIT_PERMISSION
-    if isinstance(exc, SourceUnavailable):
-        return EXIT_NO_SOURCE
-    if isinstance(exc, UsageError):
-        return EXIT_USAGE
-    if isinstance(exc, CommandNotFound):
-        return EXIT_NOT_FOUND
-    if isinstance(exc, Interrupted) and exc.signum is not None:
-        return 128 + int(exc.signum)
+    """The documented exit code of an exception: an :class:`~mlee.errors.MleeError` carries its own, an interrupt
+    is 130, anything else 1."""
+    if isinstance(exc, MleeError):
+        return exc.exit_code
     if isinstance(exc, _ABORT):
         return EXIT_INTERRUPTED
     return EXIT_FAILURE
@@ -174,9 +158,31 @@ def build_app() -> typer.Typer:
     ) -> None:
         """Measure the energy of ML inference and training, and rate it with A-E energy labels."""
 
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"mlee.commands.{name}").register(app)
+    register_commands(app)
     return app
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add every command to ``app``, in the order ``mlee --help`` lists them."""
+    app.command("doctor")(doctor.doctor)
+    app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
+    app.command("infer")(infer.infer)
+    app.command("train")(train.train)
+    app.command("models")(models.models)
+    app.command("merge")(merge.merge)
+    app.command("rate")(rate.rate)
+    app.command("calibrate")(calibrate.calibrate)
+    app.command("label")(label.label)
+    app.command("report")(report.report)
+    app.command("check")(check.check)
+    app.command("profile")(profile.profile)
+    app.command("predict")(predict.predict)
+    app.command("fit")(fit.fit)
+    app.command("evaluate")(evaluate.evaluate)
+    app.command("sweep")(sweep.sweep)
+    app.command("demo")(demo.demo)
+    app.command("export")(export.export)
+    app.command("card")(card.card)
 
 
 app = build_app()

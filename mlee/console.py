@@ -91,6 +91,27 @@ def err() -> Any:
     return Console(file=sys.stderr, width=_width(), stderr=True, soft_wrap=True)
 
 
+def write_data(text: str) -> None:
+    """Machine-readable text (JSON, CSV) to stdout, byte for byte: never wrapped, highlighted or marked up.
+
+    Straight to the file: rich would split megabytes of JSON into styled segments (300x slower).
+    """
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def print_json(data: Any) -> None:
+    """``data`` as deterministic JSON on stdout (:func:`mlee.fsutil.canonical_json`: sorted keys, indent 2, UTF-8,
+    no NaN), the one JSON printer of the commands.
+
+    Raises:
+        ValueError: when ``data`` holds NaN or an infinity (not JSON).
+    """
+    from mlee.fsutil import canonical_json
+
+    write_data(canonical_json(data))
+
+
 def message(text: str, style: str | None = None) -> None:
     """Print a message to stderr: markup disabled (user strings may hold brackets), control characters escaped
     (line breaks excepted: a message may span lines)."""

@@ -1,6 +1,7 @@
 """Errors raised by the mlee library.
 
-Library code raises these; only :mod:`mlee.cli` turns them into messages and exit codes.
+Library code raises these; only :mod:`mlee.cli` turns them into messages. Each class carries the exit code the
+command line ends with (``exit_code``), so commands never ask the CLI for one.
 Every message names the problem and, where there is one, the fix.
 """
 
@@ -13,7 +14,12 @@ class MleeError(Exception):
     Args:
         message: What went wrong, one line.
         fix: What the user can do about it, one line (optional).
+
+    Attributes:
+        exit_code: The documented exit code of this kind of error (1: failure).
     """
+
+    exit_code: int = 1
 
     def __init__(self, message: str, fix: str | None = None) -> None:
         super().__init__(message)
@@ -27,13 +33,19 @@ class MleeError(Exception):
 class UsageError(MleeError):
     """The user asked for something that cannot be done as asked (bad option value, bad spec)."""
 
+    exit_code = 2
+
 
 class SourceUnavailable(MleeError):
     """A power source the user asked for cannot be used (no hardware, no driver, no library)."""
 
+    exit_code = 3
+
 
 class SourcePermissionError(SourceUnavailable):
     """A power source exists but may not be read by this user."""
+
+    exit_code = 4
 
 
 class SourceReadError(MleeError):
@@ -59,17 +71,23 @@ class DeviceUnavailable(SourceUnavailable):
 class CommandNotFound(MleeError):
     """The command given to ``mlee run`` does not exist or is not executable."""
 
+    exit_code = 127
+
 
 class Interrupted(MleeError):
     """The user interrupted the run (Ctrl-C, SIGTERM, SIGHUP); what was measured has been written.
 
     Args:
-        signum: The signal that interrupted it (the exit code is 128 + it); None: SIGINT.
+        signum: The signal that interrupted it (the exit code is 128 + it); None: SIGINT (exit code 130).
     """
+
+    exit_code = 130
 
     def __init__(self, message: str, fix: str | None = None, signum: int | None = None) -> None:
         super().__init__(message, fix)
         self.signum = signum
+        if signum is not None:
+            self.exit_code = 128 + int(signum)
 
 
 class OutputError(MleeError):

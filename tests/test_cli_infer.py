@@ -215,7 +215,7 @@ def test_train_synthetic_and_onnx_refused(tmp_path: Path, rapl: TickingRapl) -> 
 
 
 def test_bar_progress_counts_models_and_batches() -> None:
-    from mlee.commands.infer import _BarProgress
+    from mlee.commands._modelruns import _BarProgress
 
     class Bar:
         def __init__(self) -> None:

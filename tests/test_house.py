@@ -37,12 +37,6 @@ ORDER = (
     ("cli", "__main__", ""),  # the typer app, ``python -m mlee``, and the package's lazy public face (mlee.measure)
 )
 
-#: Upward arrows that the commands half of issue 17 (17b) removes: a command importing the CLI. The lead deletes
-#: this list when both halves are merged; nothing outside mlee/commands and mlee/cli may be listed here.
-PENDING_COMMANDS_EDGES: frozenset[tuple[str, str]] = frozenset({
-    ("mlee.commands.demo", "mlee.cli"),
-    ("mlee.commands.infer", "mlee.cli"),
-})
 
 
 @dataclass(frozen=True)
@@ -201,7 +195,7 @@ def problems(found: list[Arrow], order: tuple[tuple[str, ...], ...],
 def test_mlee_has_no_circle_and_no_upward_arrow():
     found = arrows(PACKAGE)
     assert len(found) > 300  # the walk sees the package (lazy imports included), not an empty folder
-    assert problems(found, ORDER, PENDING_COMMANDS_EDGES) == []
+    assert problems(found, ORDER, frozenset()) == []
 
 
 def test_every_room_of_mlee_has_a_place_in_the_order():
@@ -209,13 +203,6 @@ def test_every_room_of_mlee_has_a_place_in_the_order():
     rooms = {room(m) for m in _modules(PACKAGE)}
     assert sorted(rooms - set(ranks)) == []
     assert sorted(set(ranks) - rooms) == []  # no stale name in the order either
-
-
-def test_pending_commands_edges_still_exist_and_stay_in_the_commands_half():
-    # An exemption the code no longer needs must go, so the list cannot hide a new upward arrow.
-    edges = {(a.source, a.target) for a in arrows(PACKAGE)}
-    assert sorted(PENDING_COMMANDS_EDGES - edges) == []
-    assert all(room(source) in ("commands", "cli") for source, _ in PENDING_COMMANDS_EDGES)
 
 
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mlee.predict.layers import render_breakdown  # noqa: E402
+from mlee.commands._predict_tables import render_breakdown  # noqa: E402
 from mlee.runners.layers import (  # noqa: E402
     AGREEMENT_TOLERANCE,
     LayerTimer,
@@ -18,6 +18,7 @@ from mlee.runners.layers import (  # noqa: E402
     profile_layers,
     trace_from_csvs,
 )
+from mlee.commands._predict_tables import render_breakdown  # noqa: E402
 
 
 class StepClock:

@@ -120,3 +120,42 @@ def test_a_report_from_reduced_records_is_the_same_page(tmp_path):
     whole = build_report(load_database(out), spec, database_name="db.json")
     reduced = build_report(load_database(out, keys=record_fields(spec)), spec, database_name="db.json")
     assert whole.n_traced == 3 and reduced.html == whole.html
+
+
+def test_the_database_beside_an_experiment_is_found_by_parsing_not_by_sniffing(merged, tmp_path):
+    from mlee.results.dbread import database_beside, is_database
+
+    runs = tmp_path / "runs"
+    folder = next(p for p in runs.iterdir() if p.is_dir())
+    whole = json.loads(merged.read_text())
+    assert database_beside(folder) is None  # db.json lies one folder up, not beside the experiment
+    # Other JSON that mentions the marker in its first bytes is not a database (a byte search took it for one).
+    (runs / "a-notes.json").write_text(json.dumps({"kind": "notes", "formats": {"mlee-database": 1}}))
+    (runs / "b-list.json").write_text(json.dumps(["mlee-database"]))
+    (runs / "c-broken.json").write_text('{\n"kind":"mlee-database",\n"records":[\n{"id": ')
+    assert database_beside(folder) is None
+    # A hand-laid database whose kind comes after megabytes of records is one (a 4 KB sniff missed it).
+    reordered = {"records": whole["records"] * 200, "summaries": whole["summaries"], "skipped": whole["skipped"],
+                 "schema_version": whole["schema_version"], "mlee_version": whole["mlee_version"],
+                 "kind": whole["kind"]}
+    late = runs / "d-late.json"
+    late.write_text(json.dumps(reordered))
+    assert late.stat().st_size > 1 << 20 and b"mlee-database" not in late.read_bytes()[:4096]
+    assert is_database(late) and database_beside(folder) == late
+    # merged.json wins when it is a database, and only then.
+    (runs / "merged.json").write_text("[]")
+    assert database_beside(folder) == late
+    (runs / "merged.json").write_bytes(merged.read_bytes())
+    assert database_beside(folder) == runs / "merged.json"
+    assert not is_database(runs) and not is_database(runs / "missing.json")
+
+
+def test_a_fifo_beside_an_experiment_is_not_opened(merged, tmp_path):
+    import os
+
+    from mlee.results.dbread import database_beside
+
+    runs = tmp_path / "runs"
+    os.mkfifo(runs / "a-pipe.json")  # opening it for reading would wait for a writer forever
+    (runs / "b.json").write_bytes(merged.read_bytes())
+    assert database_beside(next(p for p in runs.iterdir() if p.is_dir())) == runs / "b.json"

@@ -247,7 +247,7 @@ def test_d7_infer_exits_1_when_no_component_has_a_valid_figure(tmp_path, monkeyp
     from types import SimpleNamespace
 
     import mlee.runners.modelrun as modelrun
-    from mlee.commands.infer import execute
+    from mlee.commands._modelruns import execute
 
     def outcome(energy_j, sources):
         results = {"energy_j": energy_j, "energy_method": {"total": None}, "sources": sources, "estimated": False}
@@ -316,7 +316,7 @@ def test_doctor_table_shows_the_mirror_decision_and_the_gpu_fallback(tmp_path, m
 def test_the_infer_table_marks_partial_and_shared_figures(tmp_path):
     from types import SimpleNamespace
 
-    from mlee.commands.infer import _summary_rows
+    from mlee.commands._modelruns import _summary_rows
 
     per = {"energy_j": {"total": 0.5}, "energy_method": {"total": "counter"}}
     outcome = SimpleNamespace(model="m", status="completed", error=None, folder=tmp_path,

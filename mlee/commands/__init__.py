@@ -1,5 +1,7 @@
-"""CLI commands, one module per command group; each exposes ``register(app)``.
+"""The commands of the CLI, one module per command named after it (``infer.py`` holds ``mlee infer``).
 
-These modules are part of the CLI layer: they parse options, call the library and render.
-They import heavy libraries only inside the command functions.
+Each command parses its options, calls the library and renders the result (the rich tables live here, not in
+the library); :mod:`mlee.cli` registers them. Modules whose names start with ``_`` hold what several commands
+share (options, the model-run summary, the rating input, the prediction tables). Heavy libraries are imported
+only inside the command functions, and no command imports :mod:`mlee.cli`.
 """

@@ -150,13 +150,13 @@ def _plan(dataset: str, models: Optional[str], spec: str, backend: str, output_d
                     input_size, numbers["train_samples"])
 
 
-def _run(plan: DemoPlan) -> list[str]:
-    """Run every step of ``plan`` through the CLI; the rating summary lines of the result.
+def _run(plan: DemoPlan, command: Any) -> list[str]:
+    """Run every step of ``plan`` through ``command`` (the root `mlee` command the demo was called from, so that
+    commands never import the CLI); the rating summary lines of the result.
 
     Raises:
         MleeError: a step failed (what it and earlier steps wrote is kept).
     """
-    from mlee.cli import app as root
     from mlee.console import message
     from mlee.errors import MleeError
     from mlee.rating import rate_database
@@ -164,7 +164,6 @@ def _run(plan: DemoPlan) -> list[str]:
 
     if plan.dataset == "digits":
         plan.weights.mkdir(parents=True, exist_ok=True)
-    command = typer.main.get_command(root)
     steps = plan.steps()
     for i, (title, args) in enumerate(steps, 1):
         message(f"[{i}/{len(steps)}] {title}: mlee {' '.join(args)}")
@@ -175,60 +174,57 @@ def _run(plan: DemoPlan) -> list[str]:
     return rating_summary(rate_database(load_database(plan.database), plan.spec), plan.dataset)
 
 
-def register(app: typer.Typer) -> None:
-    """Register `mlee demo`."""
+def demo(
+    ctx: typer.Context,
+    dataset: str = typer.Option("digits", "--dataset",
+                                help="digits: train and measure on scikit-learn's digits (real accuracy); "
+                                     "synthetic: inference only, random weights and ImageNet-shaped inputs."),
+    output_dir: Path = typer.Option(Path("results/demo"), "--output-dir", "-o",
+                                    help="Experiment folders go to OUTPUT_DIR/runs, checkpoints to "
+                                         "OUTPUT_DIR/weights, the database to OUTPUT_DIR/merged.json."),
+    labels_dir: Path = typer.Option(Path("labels/demo"), "--labels-dir",
+                                    help="Where the labels and the HTML report go."),
+    models: Optional[str] = typer.Option(None, "--models", "-m", show_default=False,
+                                         help=f"Comma-separated models; must include the spec's reference "
+                                              f"(default: digits {','.join(DIGITS_MODELS)}; synthetic "
+                                              f"{','.join(DEMO_MODELS)})."),
+    spec: str = typer.Option("mlee", "--spec", "-s", help="Rating spec: preset name or spec file."),
+    backend: str = typer.Option("pytorch", "--backend", "-b",
+                                help="pytorch or tensorflow (digits trains); synthetic also onnx."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", show_default=False,
+                                             help="Samples per batch (default: digits 32, synthetic 8)."),
+    n_batches: Optional[int] = typer.Option(None, "--n-batches", show_default=False,
+                                            help="Measured inference batches per repeat (default: digits the "
+                                                 "whole held-out split, synthetic 4)."),
+    repeat: int = typer.Option(2, "--repeat", help="Measured inference windows per model (mean, std and CV)."),
+    epochs: int = typer.Option(2, "--epochs", help="digits: training epochs per model."),
+    lr: float = typer.Option(0.001, "--lr", help="digits: learning rate of adam."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", show_default=False,
+                                             help="Input size in pixels (default: digits 32, synthetic "
+                                                  "each model's own)."),
+    train_samples: Optional[int] = typer.Option(None, "--train-samples", show_default=False,
+                                                help="digits: training samples per epoch, and held-out "
+                                                     "samples evaluated after each (default: all); for quick "
+                                                     "runs."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of the framework (default: all)."),
+) -> int:
+    """Train, measure, merge, rate and label a few models on data shipped with scikit-learn, then write a report.
 
-    @app.command("demo")
-    def demo(
-        dataset: str = typer.Option("digits", "--dataset",
-                                    help="digits: train and measure on scikit-learn's digits (real accuracy); "
-                                         "synthetic: inference only, random weights and ImageNet-shaped inputs."),
-        output_dir: Path = typer.Option(Path("results/demo"), "--output-dir", "-o",
-                                        help="Experiment folders go to OUTPUT_DIR/runs, checkpoints to "
-                                             "OUTPUT_DIR/weights, the database to OUTPUT_DIR/merged.json."),
-        labels_dir: Path = typer.Option(Path("labels/demo"), "--labels-dir",
-                                        help="Where the labels and the HTML report go."),
-        models: Optional[str] = typer.Option(None, "--models", "-m", show_default=False,
-                                             help=f"Comma-separated models; must include the spec's reference "
-                                                  f"(default: digits {','.join(DIGITS_MODELS)}; synthetic "
-                                                  f"{','.join(DEMO_MODELS)})."),
-        spec: str = typer.Option("mlee", "--spec", "-s", help="Rating spec: preset name or spec file."),
-        backend: str = typer.Option("pytorch", "--backend", "-b",
-                                    help="pytorch or tensorflow (digits trains); synthetic also onnx."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", show_default=False,
-                                                 help="Samples per batch (default: digits 32, synthetic 8)."),
-        n_batches: Optional[int] = typer.Option(None, "--n-batches", show_default=False,
-                                                help="Measured inference batches per repeat (default: digits the "
-                                                     "whole held-out split, synthetic 4)."),
-        repeat: int = typer.Option(2, "--repeat", help="Measured inference windows per model (mean, std and CV)."),
-        epochs: int = typer.Option(2, "--epochs", help="digits: training epochs per model."),
-        lr: float = typer.Option(0.001, "--lr", help="digits: learning rate of adam."),
-        input_size: Optional[int] = typer.Option(None, "--input-size", show_default=False,
-                                                 help="Input size in pixels (default: digits 32, synthetic "
-                                                      "each model's own)."),
-        train_samples: Optional[int] = typer.Option(None, "--train-samples", show_default=False,
-                                                    help="digits: training samples per epoch, and held-out "
-                                                         "samples evaluated after each (default: all); for quick "
-                                                         "runs."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of the framework (default: all)."),
-    ) -> int:
-        """Train, measure, merge, rate and label a few models on data shipped with scikit-learn, then write a report.
+    Each model is trained under measurement on the digits (8x8 images upscaled to 32 px), its inference is
+    measured from the trained checkpoint on the held-out split, and both tasks are rated against the
+    reference trained in the same run: energy (a labelled estimate where no counter is readable), time,
+    accuracy, parameters and FLOPs are all measured. No downloads. Running it again adds repeats to the
+    same database. `--dataset synthetic` measures inference only, on random inputs.
+    """
+    from mlee.console import message
 
-        Each model is trained under measurement on the digits (8x8 images upscaled to 32 px), its inference is
-        measured from the trained checkpoint on the held-out split, and both tasks are rated against the
-        reference trained in the same run: energy (a labelled estimate where no counter is readable), time,
-        accuracy, parameters and FLOPs are all measured. No downloads. Running it again adds repeats to the
-        same database. `--dataset synthetic` measures inference only, on random inputs.
-        """
-        from mlee.console import message
-
-        numbers = {"batch_size": batch_size, "n_batches": n_batches, "repeat": repeat, "threads": threads,
-                   "epochs": epochs, "lr": lr, "input_size": input_size, "train_samples": train_samples}
-        plan = _plan(dataset, models, spec, backend, output_dir, labels_dir, numbers)
-        summary = _run(plan)
-        message(f"labels: {plan.labels.resolve()}")
-        message(f"report: {plan.report.resolve()}")
-        message(f"database: {plan.database.resolve()}")
-        for line in summary:
-            message(line)
-        return 0
+    numbers = {"batch_size": batch_size, "n_batches": n_batches, "repeat": repeat, "threads": threads,
+               "epochs": epochs, "lr": lr, "input_size": input_size, "train_samples": train_samples}
+    plan = _plan(dataset, models, spec, backend, output_dir, labels_dir, numbers)
+    summary = _run(plan, ctx.find_root().command)
+    message(f"labels: {plan.labels.resolve()}")
+    message(f"report: {plan.report.resolve()}")
+    message(f"database: {plan.database.resolve()}")
+    for line in summary:
+        message(line)
+    return 0

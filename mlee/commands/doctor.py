@@ -99,30 +99,26 @@ def _render(report: dict) -> None:
         console.print(Text("figures would be estimates where marked; see the fixes above to measure instead"))
 
 
-def register(app: typer.Typer) -> None:
-    """Register ``mlee doctor``."""
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    country: str = typer.Option(None, "--country", help="ISO 3166-1 alpha-3 country for the estimate "
+                                "(default: MLEE_COUNTRY or DEU)."),
+    interval: float = typer.Option(0.1, "--interval", min=0.0, help="Sampling interval to check, in seconds."),
+) -> int:
+    """Show every power source: available or not, the reason and the fix, measured or estimated.
 
-    @app.command("doctor")
-    def doctor(
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-        country: str = typer.Option(None, "--country", help="ISO 3166-1 alpha-3 country for the estimate "
-                                    "(default: MLEE_COUNTRY or DEU)."),
-        interval: float = typer.Option(0.1, "--interval", min=0.0, help="Sampling interval to check, in seconds."),
-    ) -> int:
-        """Show every power source: available or not, the reason and the fix, measured or estimated.
+    Exit code 0 when at least one source is usable, 3 when none is.
+    """
+    from mlee.errors import UsageError
+    from mlee.fsutil import canonical_json
 
-        Exit code 0 when at least one source is usable, 3 when none is.
-        """
-        from mlee.errors import UsageError
-        from mlee.fsutil import canonical_json
+    if interval <= 0:
+        raise UsageError(f"interval {interval:g} s is not positive", fix="use e.g. --interval 0.1")
+    report = diagnose(country=country, interval_s=interval)
+    if as_json:
+        import sys
 
-        if interval <= 0:
-            raise UsageError(f"interval {interval:g} s is not positive", fix="use e.g. --interval 0.1")
-        report = diagnose(country=country, interval_s=interval)
-        if as_json:
-            import sys
-
-            sys.stdout.write(canonical_json(report))
-        else:
-            _render(report)
-        return 0 if report["usable"] else 3
+        sys.stdout.write(canonical_json(report))
+    else:
+        _render(report)
+    return 0 if report["usable"] else 3

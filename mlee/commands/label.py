@@ -14,90 +14,89 @@ FONT_FIX = ("install a font that covers them (Debian: fonts-wqy-microhei or font
             "or name a TrueType file in MLEE_LABEL_FONTS")
 
 
-def register(app: typer.Typer) -> None:
-    """Register `mlee label`."""
+def label(
+    source: Path = typer.Argument(..., metavar="DB|EXPERIMENT_DIR",
+                                  help="A merged database (`mlee merge` output) or one experiment folder."),
+    model: str = typer.Option(None, "--model", "-m", help="Label this model (every environment unless --env)."),
+    env: str = typer.Option(None, "--env", "-e",
+                            help="Only this environment, e.g. 'AMD EPYC 7B13 - PyTorch 2.14.1'."),
+    task: str = typer.Option(None, "--task", "-t", help="Only this task (inference, training)."),
+    all_records: bool = typer.Option(False, "--all", "-a", help="Label every rated model of the database."),
+    output: Path = typer.Option(Path("labels"), "--output", "-o", help="Folder for the label files."),
+    fmt: str = typer.Option("pdf", "--format", "-f", help="pdf, svg or png."),
+    spec: str = typer.Option(None, "--spec", "-s", metavar="PRESET|FILE",
+                             help="Rating spec: a preset (mlee, mlee-2022, relative) or a JSON/TOML file. "
+                                  "Default: mlee."),
+    qr_url: str = typer.Option(None, "--qr-url", metavar="URL",
+                               help="Put this URL in the QR code instead of a summary of the record; "
+                                    "may use {model} {env} {task} {dataset} {compound} {id} {spec} "
+                                    "{spec_sha256} (URL-quoted)."),
+    carbon: bool = typer.Option(False, "--carbon", help="Also print emissions per sample (gCO2e, an estimate "
+                                "from grid averages) in the energy block."),
+    country: str = typer.Option(None, "--country", help="Grid for --carbon (ISO alpha-3 or WORLD; default: "
+                                "as recorded, else MLEE_COUNTRY or DEU)."),
+    pue: float = typer.Option(None, "--pue", help="Facility PUE for --carbon (default: as recorded, else 1.0)."),
+) -> int:
+    """Render A-E energy labels of rated models (the scale, compound and per-metric ratings, QR code).
 
-    @app.command("label")
-    def label(
-        source: Path = typer.Argument(..., metavar="DB|EXPERIMENT_DIR",
-                                      help="A merged database (`mlee merge` output) or one experiment folder."),
-        model: str = typer.Option(None, "--model", "-m", help="Label this model (every environment unless --env)."),
-        env: str = typer.Option(None, "--env", "-e",
-                                help="Only this environment, e.g. 'AMD EPYC 7B13 - PyTorch 2.14.1'."),
-        task: str = typer.Option(None, "--task", "-t", help="Only this task (inference, training)."),
-        all_records: bool = typer.Option(False, "--all", "-a", help="Label every rated model of the database."),
-        output: Path = typer.Option(Path("labels"), "--output", "-o", help="Folder for the label files."),
-        fmt: str = typer.Option("pdf", "--format", "-f", help="pdf, svg or png."),
-        spec: str = typer.Option(None, "--spec", "-s", metavar="PRESET|FILE",
-                                 help="Rating spec: a preset (mlee, mlee-2022, relative) or a JSON/TOML file. "
-                                      "Default: mlee."),
-        qr_url: str = typer.Option(None, "--qr-url", metavar="URL",
-                                   help="Put this URL in the QR code instead of a summary of the record; "
-                                        "may use {model} {env} {task} {dataset} {compound} {id} {spec} "
-                                        "{spec_sha256} (URL-quoted)."),
-        carbon: bool = typer.Option(False, "--carbon", help="Also print emissions per sample (gCO2e, an estimate "
-                                    "from grid averages) in the energy block."),
-        country: str = typer.Option(None, "--country", help="Grid for --carbon (ISO alpha-3 or WORLD; default: "
-                                    "as recorded, else MLEE_COUNTRY or DEU)."),
-        pue: float = typer.Option(None, "--pue", help="Facility PUE for --carbon (default: as recorded, else 1.0)."),
-    ) -> int:
-        """Render A-E energy labels of rated models (the scale, compound and per-metric ratings, QR code).
+    With an experiment folder, that one run is rated against the reference in the database beside it.
 
-        With an experiment folder, that one run is rated against the reference in the database beside it.
+    Identical input gives identical files. Prints the written files, one per line.
+    """
+    from mlee.commands._rated import add_carbon
+    from mlee.console import progress
+    from mlee.errors import UsageError
+    from mlee.fsutil import output_folder
+    from mlee.label import FORMATS, check_selection, ordered, write_labels
+    from mlee.label.qrtext import check_qr_template
 
-        Identical input gives identical files. Prints the written files, one per line.
-        """
-        from mlee.console import message, out, progress
-        from mlee.errors import UsageError
-        from mlee.fsutil import output_folder
-        from mlee.label import FORMATS, check_selection, ordered, write_labels
-        from mlee.label.qrtext import check_qr_template
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}", "use one of: " + ", ".join(FORMATS))
+    if qr_url is not None:
+        check_qr_template(qr_url)
+    output_folder(output, create=False)  # a file there is a usage error before anything is rated
+    if fmt == "png":
+        from mlee.label.render import require_png
 
-        fmt = fmt.lower()
-        if fmt not in FORMATS:
-            raise UsageError(f"unknown --format {fmt!r}", "use one of: " + ", ".join(FORMATS))
-        if qr_url is not None:
-            check_qr_template(qr_url)
-        output_folder(output, create=False)  # a file there is a usage error before anything is rated
-        if fmt == "png":
-            from mlee.label.render import require_png
+        require_png()  # before anything is rated or written
+    if source.is_dir():
+        if model is not None or env is not None or task is not None:
+            raise UsageError("an experiment folder holds one run: --model, --env and --task select from a "
+                             "database", "drop them, or pass the database file instead of the folder")
+        rated, dates = _rate_experiment(source, spec)
+    else:
+        check_selection(model=model, env=env, all_records=all_records)
+        rated, dates = _rate_database(source, spec, task=task, env=env, model=model)
+    rated = ordered(rated)
+    if carbon:
+        add_carbon(rated, country, pue)  # an unknown country fails before anything is written
+    elif country is not None or pue is not None:
+        raise UsageError("--country and --pue only apply with --carbon", "add --carbon to print emissions")
+    with progress() as bar:
+        job = bar.add_task("rendering labels", total=len(rated))
+        written = write_labels(rated, output, fmt=fmt, qr_url=qr_url, dates=dates,
+                               on_written=lambda _w: bar.advance(job))
+    _show_written(written, fmt, output)
+    return 0
 
-            require_png()  # before anything is rated or written
-        if source.is_dir():
-            if model is not None or env is not None or task is not None:
-                raise UsageError("an experiment folder holds one run: --model, --env and --task select from a "
-                                 "database", "drop them, or pass the database file instead of the folder")
-            rated, dates = _rate_experiment(source, spec)
-        else:
-            check_selection(model=model, env=env, all_records=all_records)
-            rated, dates = _rate_database(source, spec, task=task, env=env, model=model)
-        rated = ordered(rated)
-        if carbon:
-            from mlee.carbon import carbon_per_sample, intensity_for
 
-            if country is not None:
-                intensity_for(country)  # an unknown code fails before anything is written
-            for r in rated:
-                r["carbon"] = carbon_per_sample(r, country=country, pue=pue)
-        elif country is not None or pue is not None:
-            raise UsageError("--country and --pue only apply with --carbon", "add --carbon to print emissions")
-        with progress() as bar:
-            job = bar.add_task("rendering labels", total=len(rated))
-            written = write_labels(rated, output, fmt=fmt, qr_url=qr_url, dates=dates,
-                                   on_written=lambda _w: bar.advance(job))
-        console = out()
-        for item in written:
-            console.print(str(item.path), markup=False, highlight=False, soft_wrap=True)
-        for item in written:
-            if item.missing:
-                chars = "".join(item.missing[:12]) + ("..." if len(item.missing) > 12 else "")
-                message(f"warning: {item.path.name}: {len(item.missing)} character(s) no installed font can "
-                        f"show ({chars}) are drawn as \ufffd; the QR code holds the full text. Fix: {FONT_FIX}")
-        counts = {letter: sum(1 for w in written if w.compound == letter) for letter in "ABCDE"}
-        ratings = ", ".join(f"{letter}: {n}" for letter, n in counts.items() if n)
-        message(f"wrote {len(written)} {fmt.upper()} label(s) to {output.resolve()}"
-                + (f" (compound ratings {ratings})" if ratings else ""))
-        return 0
+def _show_written(written: list, fmt: str, output: Path) -> None:
+    """The written files on stdout, one per line; font warnings and the count of each compound rating on stderr."""
+    from mlee.console import message, out
+
+    console = out()
+    for item in written:
+        console.print(str(item.path), markup=False, highlight=False, soft_wrap=True)
+    for item in written:
+        if item.missing:
+            chars = "".join(item.missing[:12]) + ("..." if len(item.missing) > 12 else "")
+            message(f"warning: {item.path.name}: {len(item.missing)} character(s) no installed font can "
+                    f"show ({chars}) are drawn as \ufffd; the QR code holds the full text. Fix: {FONT_FIX}")
+    counts = {letter: sum(1 for w in written if w.compound == letter) for letter in "ABCDE"}
+    ratings = ", ".join(f"{letter}: {n}" for letter, n in counts.items() if n)
+    message(f"wrote {len(written)} {fmt.upper()} label(s) to {output.resolve()}"
+            + (f" (compound ratings {ratings})" if ratings else ""))
 
 
 def _rate_database(path: Path, spec: str | None, **filters: str | None) -> tuple[list[dict], DatesFn]:
@@ -121,23 +120,6 @@ def _rate_database(path: Path, spec: str | None, **filters: str | None) -> tuple
     return rated, dates_from_database(db)
 
 
-def _parent_database(folder: Path) -> Path | None:
-    """The merged database beside an experiment folder: ``merged.json`` first, else another database file."""
-    parent = folder.resolve().parent
-    preferred = parent / "merged.json"
-    if preferred.is_file():
-        return preferred
-    for candidate in sorted(parent.glob("*.json")):
-        try:
-            with open(candidate, "rb") as fh:
-                head = fh.read(4096)
-        except OSError:
-            continue
-        if b'"mlee-database"' in head:
-            return candidate
-    return None
-
-
 def _backend_name(record: dict) -> object:
     backend = record.get("backend")
     return backend.get("name") if isinstance(backend, dict) else backend
@@ -149,6 +131,7 @@ def _rate_experiment(folder: Path, spec: str | None) -> tuple[list[dict], DatesF
     from mlee.label import dates_from_database
     from mlee.rating import load_spec, rate_database
     from mlee.results import load_database, read_experiment
+    from mlee.results.dbread import database_beside
 
     if not (folder / "results.json").is_file():
         raise UsageError(f"{folder} is a folder but not an experiment folder (no results.json)",
@@ -161,7 +144,7 @@ def _rate_experiment(folder: Path, spec: str | None) -> tuple[list[dict], DatesF
         raise UsageError(f"{folder} is a `{record.get('kind')}` session, not a model run: there is no model to rate",
                          "label runs of `mlee infer` (or a database of them)")
     rating_spec = load_spec(spec)
-    db_path = _parent_database(folder)
+    db_path = database_beside(folder)
     others: list = []
     summaries: list = []
     if db_path is not None:

@@ -1,8 +1,7 @@
-"""CLI: `mlee rate` (rate a merged database against a spec) and `mlee calibrate` (boundaries from index quantiles)."""
+"""CLI: `mlee rate` - rate a merged database against a spec: value, index and rating per metric, and the compound."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,153 +14,50 @@ NOT_MEASURED = "not measured"
 GREY = "grey50"
 
 
-def register(app: typer.Typer) -> None:
-    """Register ``rate`` and ``calibrate`` on ``app``."""
+def rate(
+    db: Path = typer.Argument(..., help="Merged database (the JSON file `mlee merge` writes), or a folder of "
+                                        "experiment folders or 2022 logs to merge in memory."),
+    spec: str = typer.Option("mlee", "--spec", "-s",
+                             help="Rating spec: preset mlee, mlee-2022 or relative, or a .json/.toml spec file."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task (inference, training)."),
+    env: Optional[str] = typer.Option(None, "--env", "-e",
+                                      help="Only this environment, named as the tables show it (any case)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Only this model (any case)."),
+    as_json: bool = typer.Option(False, "--json", help="Rated records as JSON on stdout."),
+    as_csv: bool = typer.Option(False, "--csv", help="One CSV row per rated model on stdout."),
+    country: Optional[str] = typer.Option(None, "--country",
+                                          help="Grid for the emissions per sample (ISO alpha-3 or WORLD; "
+                                               "default: the country each run recorded, else MLEE_COUNTRY or DEU)."),
+    pue: Optional[float] = typer.Option(None, "--pue", help="Facility PUE for the emissions (default: as recorded, "
+                                                            "else 1.0)."),
+) -> int:
+    """Rate every model against its group's reference: value, index and rating per metric, and the compound.
 
-    @app.command("rate")
-    def rate(
-        db: Path = typer.Argument(..., help="Merged database (the JSON file `mlee merge` writes), or a folder of "
-                                            "experiment folders or 2022 logs to merge in memory."),
-        spec: str = typer.Option("mlee", "--spec", "-s",
-                                 help="Rating spec: preset mlee, mlee-2022 or relative, or a .json/.toml spec file."),
-        task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task (inference, training)."),
-        env: Optional[str] = typer.Option(None, "--env", "-e",
-                                          help="Only this environment, named as the tables show it (any case)."),
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="Only this model (any case)."),
-        as_json: bool = typer.Option(False, "--json", help="Rated records as JSON on stdout."),
-        as_csv: bool = typer.Option(False, "--csv", help="One CSV row per rated model on stdout."),
-        country: Optional[str] = typer.Option(None, "--country",
-                                              help="Grid for the emissions per sample (ISO alpha-3 or WORLD; "
-                                                   "default: the country each run recorded, else MLEE_COUNTRY or DEU)."),
-        pue: Optional[float] = typer.Option(None, "--pue", help="Facility PUE for the emissions (default: as recorded, "
-                                                                "else 1.0)."),
-    ) -> int:
-        """Rate every model against its group's reference: value, index and rating per metric, and the compound.
-
-        Groups are (task, dataset, environment); repeated runs of a model are rated on their mean.
-        """
-        from mlee.errors import UsageError
-        from mlee.rating import load_spec, rate_database
-        from mlee.rating.records import record_keys
-
-        if as_json and as_csv:
-            raise UsageError("--json and --csv exclude each other", "pick one output format")
-        loaded = load_spec(spec)
-        # --json carries each rated record whole; the table and CSV only need what rating reads.
-        database = _load_database(db, None if as_json else record_keys(loaded))
-        rated = rate_database(database, loaded, task=task, env=env, model=model)
-        _add_carbon(rated, country, pue)
-        if as_json:
-            _write(json.dumps(rated, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-        elif as_csv:
-            _write(to_csv(rated))
-        else:
-            _render(rated, loaded)
-        from mlee.console import message
-        from mlee.rating.speccheck import reference_gaps
-
-        for line in reference_gaps(rated):
-            message(f"warning: {line}")
-        return 0
-
-    @app.command("calibrate")
-    def calibrate_cmd(
-        db: Path = typer.Argument(..., help="Merged database (the JSON file `mlee merge` writes), or a folder of "
-                                            "experiment folders or 2022 logs to merge in memory."),
-        quantiles: str = typer.Option("0.8,0.6,0.4,0.2", "--quantiles", "-q",
-                                      help="Four index quantiles for the A/B, B/C, C/D, D/E boundaries, descending."),
-        spec: str = typer.Option("mlee", "--spec", "-s", help="The spec to calibrate: preset name or spec file."),
-        task: Optional[str] = typer.Option(None, "--task", "-t",
-                                           help="Calibrate only this task; the others keep their boundaries."),
-        name: Optional[str] = typer.Option(None, "--name", help="Name of the new spec (default <spec>-calibrated)."),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the new spec here (JSON; - for stdout)."),
-        force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
-    ) -> int:
-        """Write a spec whose boundaries are the quantiles of the database's indices, per task and metric."""
-        from mlee.console import message
-        from mlee.errors import UsageError
-        from mlee.fsutil import canonical_json, output_target, write_output
-        from mlee.rating import calibrate, load_spec
-        from mlee.rating.records import record_keys
-
-        qs = parse_quantiles(quantiles)
-        target = output_target(output, "--output") if output is not None else None
-        if target is not None and target.is_file:
-            if output.suffix.lower() != ".json":
-                raise UsageError(f"--output {output}: calibrate writes JSON", "give the file a .json name")
-            if target.path.exists() and not force:
-                raise UsageError(f"{output} exists; it is kept", "pass --force to overwrite it, or choose another name")
-        base = load_spec(spec)
-        new = calibrate(_load_database(db, record_keys(base)), base, qs, task=task, name=name)
-        _explain(new)
-        if target is None or target.kind == "stdout":
-            _write(canonical_json(new))
-        else:
-            write_output(target, canonical_json(new))
-            message(f"wrote {output} (spec {new['name']} v{new['version']}, sha256 {load_spec(new).sha256[:12]})")
-        return 0
-
-
-def parse_quantiles(text: str) -> tuple[float, ...]:
-    """``"0.8,0.6,0.4,0.2"`` -> four floats; UsageError naming --quantiles otherwise."""
-    from mlee.errors import UsageError
-
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"--quantiles {text!r}: not a comma-separated list of numbers",
-                         "for example --quantiles 0.8,0.6,0.4,0.2") from None
-    if len(values) != 4 or any(not 0 < v < 1 for v in values) or any(a <= b for a, b in zip(values, values[1:])):
-        raise UsageError(f"--quantiles {text!r}: need four numbers strictly between 0 and 1, descending",
-                         "for example --quantiles 0.8,0.6,0.4,0.2")
-    return values
-
-
-def _load_database(path: Path, keys: Any = None) -> dict[str, Any]:
-    """A merged database file, or a folder of experiment folders / 2022 logs merged in memory (nothing written).
-
-    ``keys``: keep only these record fields (see ``load_database``): the table and CSV need no more than rating
-    reads, and a database then needs a fraction of its size in memory.
+    Groups are (task, dataset, environment); repeated runs of a model are rated on their mean.
     """
-    from mlee.console import message
+    from mlee.commands._rated import add_carbon, load_database_or_folder
+    from mlee.console import message, print_json, write_data
     from mlee.errors import UsageError
-    from mlee.results import load_database, merge
+    from mlee.rating import load_spec, rate_database
+    from mlee.rating.records import record_keys
+    from mlee.rating.speccheck import reference_gaps
 
-    if path.is_dir():
-        database = merge([path])
-        skipped = database.get("skipped") or []
-        message(f"merged {len(database['records'])} experiment(s) under {path} in memory "
-                f"(`mlee merge {path} -o merged.json` keeps a database)")
-        for item in skipped[:5]:
-            message(f"skipped {item.get('path')}: {item.get('reason')}")
-        if len(skipped) > 5:
-            message(f"... and {len(skipped) - 5} more skipped; `mlee merge` lists them all")
-        return database
-    if not path.exists():
-        raise UsageError(f"no database file {path}", "give the JSON file written by `mlee merge`, or a results folder")
-    return load_database(path, keys=keys)
-
-
-def _add_carbon(rated: list[dict[str, Any]], country: str | None, pue: float | None) -> None:
-    """Attach emissions per sample (``carbon``) to each rated record; None where energy per sample is missing."""
-    from mlee.carbon import carbon_per_sample, intensity_for
-
-    if country is not None:
-        intensity_for(country)  # an unknown code fails once, before any output
-    for r in rated:
-        r["carbon"] = carbon_per_sample(r, country=country, pue=pue)
-
-
-def _write(text: str) -> None:
-    """Machine-readable text to stdout, unchanged (JSON, CSV)."""
-    from mlee.console import out
-
-    # Straight to the console's file: rich would split megabytes of JSON into styled segments (300x slower), and
-    # machine output must not be wrapped or highlighted anyway.
-    console = out()
-    console.file.write(text)
-    console.file.flush()
+    if as_json and as_csv:
+        raise UsageError("--json and --csv exclude each other", "pick one output format")
+    loaded = load_spec(spec)
+    # --json carries each rated record whole; the table and CSV only need what rating reads.
+    database = load_database_or_folder(db, None if as_json else record_keys(loaded))
+    rated = rate_database(database, loaded, task=task, env=env, model=model)
+    add_carbon(rated, country, pue)
+    if as_json:
+        print_json(rated)
+    elif as_csv:
+        write_data(to_csv(rated))
+    else:
+        _render(rated, loaded)
+    for line in reference_gaps(rated):
+        message(f"warning: {line}")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------- formats
@@ -297,15 +193,22 @@ def _value_text(m: dict[str, Any]) -> str:
     return fmt_value(m["value"]) + (f" {EST}" if m["method"] == "estimate" else "")
 
 
-def _wide(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]]) -> Any:
+def _group_table(title: str, caption: str) -> Any:
+    """The empty table of one group: bold title and caption left-aligned, a rule under the header only."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    return Table(title=Text(title, style="bold"), caption=Text(caption), title_justify="left",
+                 caption_justify="left", box=box.SIMPLE_HEAD)
+
+
+def _wide(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]]) -> Any:
+    from rich.text import Text
+
     from mlee.rating import COLOURS
 
-    table = Table(title=Text(title, style="bold"), caption=Text(caption), title_justify="left",
-                  caption_justify="left", box=box.SIMPLE_HEAD)
+    table = _group_table(title, caption)
     table.add_column("Model", no_wrap=True)
     table.add_column("Rating", justify="center", no_wrap=True)
     for key in keys:
@@ -328,14 +231,11 @@ def _wide(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]])
 
 
 def _long(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]]) -> Any:
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     from mlee.rating import COLOURS
 
-    table = Table(title=Text(title, style="bold"), caption=Text(caption), title_justify="left",
-                  caption_justify="left", box=box.SIMPLE_HEAD)
+    table = _group_table(title, caption)
     for header, justify in (("Model", "left"), ("Rating", "center"), ("Metric", "left"), ("Value", "right"),
                             ("Unit", "left"), ("Index", "right"), ("", "center")):
         table.add_column(header, justify=justify, no_wrap=header != "Model")
@@ -350,19 +250,3 @@ def _long(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]])
                           Text(m["rating"] if measured else "", style=f"bold {colour}"),
                           end_section=position == len(keys) - 1)
     return table
-
-
-def _explain(new: dict[str, Any]) -> None:
-    from mlee.console import message
-
-    for task_name, info in new["calibration"]["tasks"].items():
-        if not info.get("groups"):
-            message(f"{task_name}: {info.get('note', 'not calibrated')}")
-            continue
-        metrics = {m["key"]: m for m in new["tasks"][task_name]["metrics"]}
-        for key, note in info["metrics"].items():
-            if note["status"] == "calibrated":
-                bounds = ", ".join(f"{b:.4g}" for b in metrics[key]["boundaries"])
-                message(f"{task_name}.{key}: boundaries {bounds} (from {note['n']} indices)")
-            else:
-                message(f"{task_name}.{key}: {note['status']} ({note['n']} indices)")

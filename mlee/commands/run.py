@@ -23,7 +23,6 @@ import typer
 from mlee.errors import CommandNotFound, UsageError
 from mlee.signals import SignalGuard
 
-EXIT_NOT_FOUND = 127
 #: How long output may keep arriving after the command exited (from its background children). Units: seconds.
 TEE_DRAIN_S = 2.0
 
@@ -150,44 +149,40 @@ def _summary(result: Any) -> str:
             f"results in {result.folder}")
 
 
-def register(app: typer.Typer) -> None:
-    """Register ``mlee run``."""
+def run(
+    cmd: list[str] = typer.Argument(None, help="The command to measure, after `--`.", show_default=False),
+    name: str = typer.Option(None, "--name", "-n", help="Experiment name (default: the command's name)."),
+    output_dir: Path = typer.Option(Path("results"), "--output-dir", "-o", help="Where the experiment folder goes."),
+    interval: float = typer.Option(0.1, "--interval", help="Sampling interval in seconds."),
+    baseline_s: float = typer.Option(0.0, "--baseline-s", help="Idle baseline before the command, in seconds."),
+    source: list[str] = typer.Option(None, "--source", "-s",
+                                     help="rapl, nvml, amdsmi or estimate (repeatable; default: auto-detect)."),
+    country: str = typer.Option(None, "--country", help="ISO alpha-3 country for the estimate and carbon "
+                                "figures (default: MLEE_COUNTRY or DEU)."),
+    pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness of the facility for the carbon "
+                              "figure (1.0: no overhead)."),
+    mlflow: bool = typer.Option(False, "--mlflow", help="Also log the run to MLflow (see --mlflow-uri)."),
+    mlflow_uri: str = typer.Option(None, "--mlflow-uri", metavar="URI", help="MLflow tracking URI; implies "
+                                   "--mlflow (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
+) -> int:
+    """Run CMD under measurement: `mlee run -- python train.py`.
 
-    @app.command("run", context_settings={"allow_interspersed_args": False})
-    def run(
-        cmd: list[str] = typer.Argument(None, help="The command to measure, after `--`.", show_default=False),
-        name: str = typer.Option(None, "--name", "-n", help="Experiment name (default: the command's name)."),
-        output_dir: Path = typer.Option(Path("results"), "--output-dir", "-o", help="Where the experiment folder goes."),
-        interval: float = typer.Option(0.1, "--interval", help="Sampling interval in seconds."),
-        baseline_s: float = typer.Option(0.0, "--baseline-s", help="Idle baseline before the command, in seconds."),
-        source: list[str] = typer.Option(None, "--source", "-s",
-                                         help="rapl, nvml, amdsmi or estimate (repeatable; default: auto-detect)."),
-        country: str = typer.Option(None, "--country", help="ISO alpha-3 country for the estimate and carbon "
-                                    "figures (default: MLEE_COUNTRY or DEU)."),
-        pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness of the facility for the carbon "
-                                  "figure (1.0: no overhead)."),
-        mlflow: bool = typer.Option(False, "--mlflow", help="Also log the run to MLflow (see --mlflow-uri)."),
-        mlflow_uri: str = typer.Option(None, "--mlflow-uri", metavar="URI", help="MLflow tracking URI; implies "
-                                       "--mlflow (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
-    ) -> int:
-        """Run CMD under measurement: `mlee run -- python train.py`.
+    Writes <output-dir>/run-<name>-<UTC time>-<id>/ with config.json, environment.json, power/*.csv,
+    log.txt (the command's output) and results.json. Exit code: the command's own; 127 when it does
+    not exist; 130/143/129 when interrupted by SIGINT/SIGTERM/SIGHUP; 3/4 when a requested power source
+    is unavailable/not permitted; 1 when not even results.json could be written (figures on stderr).
+    """
+    from mlee.measure.settings import SessionSettings, check_baseline, check_interval, check_pue
 
-        Writes <output-dir>/run-<name>-<UTC time>-<id>/ with config.json, environment.json, power/*.csv,
-        log.txt (the command's output) and results.json. Exit code: the command's own; 127 when it does
-        not exist; 130/143/129 when interrupted by SIGINT/SIGTERM/SIGHUP; 3/4 when a requested power source
-        is unavailable/not permitted; 1 when not even results.json could be written (figures on stderr).
-        """
-        from mlee.measure.settings import SessionSettings, check_baseline, check_interval, check_pue
-
-        if not cmd:
-            raise UsageError("no command given", fix="put it after `--`, e.g. mlee run -- python train.py")
-        settings = SessionSettings(kind="run", output_dir=output_dir, interval_s=check_interval(interval),
-                                   sources=tuple(source) if source else None, baseline_s=check_baseline(baseline_s),
-                                   country=country, pue=check_pue(pue), config={"command": list(cmd)})
-        child = _Child()
-        with SignalGuard(on_signal=child.forward) as guard:
-            code, result = _measure_command(list(cmd), name or Path(cmd[0]).name, settings, guard, child)
-            return _finish_message(code, result, guard, mlflow_uri if (mlflow or mlflow_uri) else False)
+    if not cmd:
+        raise UsageError("no command given", fix="put it after `--`, e.g. mlee run -- python train.py")
+    settings = SessionSettings(kind="run", output_dir=output_dir, interval_s=check_interval(interval),
+                               sources=tuple(source) if source else None, baseline_s=check_baseline(baseline_s),
+                               country=country, pue=check_pue(pue), config={"command": list(cmd)})
+    child = _Child()
+    with SignalGuard(on_signal=child.forward) as guard:
+        code, result = _measure_command(list(cmd), name or Path(cmd[0]).name, settings, guard, child)
+        return _finish_message(code, result, guard, mlflow_uri if (mlflow or mlflow_uri) else False)
 
 
 def _measure_command(cmd: list[str], run_name: str, settings: Any, guard: SignalGuard,
@@ -205,7 +200,7 @@ def _measure_command(cmd: list[str], run_name: str, settings: Any, guard: Signal
         if not guard.received:
             code = run_command(cmd, m, m.folder / "log.txt", guard, child)
     except CommandNotFound as exc:
-        m.add_results(exit_code=EXIT_NOT_FOUND, command=cmd)
+        m.add_results(exit_code=exc.exit_code, command=cmd)
         m.finish("failed", str(exc))
         raise CommandNotFound(exc.message, fix=f"{exc.fix}; the failed run is recorded in {m.folder}") from exc
     except BaseException as exc:

@@ -22,8 +22,7 @@ Modules, lowest first (none imports torch, numpy or sklearn at module level):
 - :mod:`.probe`      the speed probe that tracks how fast the machine is during and after a profile
 - :mod:`.cache`      CPU cache sizes read from the machine
 - :mod:`.sweep`      BUTTER-E style MLP sweeps; :mod:`.sweepfit` their cache-aware energy model;
-  :mod:`.sweepimport` published sweep records
-- :mod:`.render`     rich tables for the commands
+  :mod:`.sweepimport` published sweep records (their tables live in :mod:`mlee.commands._predict_tables`)
 """
 
 from __future__ import annotations

@@ -146,28 +146,3 @@ def _breaks(levels: list[dict]) -> list[dict]:
             found.append({"from": a["level"], "to": b["level"], "ratio": ratio,
                           "text": f"energy per FLOP rises {ratio:.2f}x once the working set outgrows {where}"})
     return found
-
-
-def fit_table(fit: dict) -> list[Any]:
-    """Rich tables of a sweep fit: models, then cache levels (empty when nothing was fitted)."""
-    from rich.table import Table
-
-    if "models" not in fit:
-        return []
-    models = Table(title=f"Energy per training sample: fits over {fit['n_points']} networks")
-    for col, justify in (("model", "left"), ("RMSPE", "right"), ("R²", "right"), ("coefficients", "left")):
-        models.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for name, m in fit["models"].items():
-        coefs = ", ".join(f"{k} {v:.3g}" for k, v in m["coefficients"].items())
-        models.add_row(name, f"{100 * m['rmspe']:.1f} %", f"{m['r2']:.3f}" if m["r2"] is not None else "n/a", coefs)
-    tables = [models]
-    if fit.get("levels"):
-        levels = Table(title="Energy per GFLOP by the cache level that holds the working set")
-        for col in ("level", "capacity", "networks", "J/GFLOP", "FLOPs-model bias"):
-            levels.add_column(col, justify="left" if col == "level" else "right")
-        for lv in fit["levels"]:
-            cap = lv["capacity_bytes"]
-            levels.add_row(lv["level"], f"{cap / 2**20:.3g} MiB" if cap else "-", str(lv["n_points"]),
-                           f"{lv['j_per_gflop']:.3g}", f"{100 * lv['flops_model_bias']:+.1f} %")
-        tables.append(levels)
-    return tables

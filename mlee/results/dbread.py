@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlee.errors import ResultFormatError
-from mlee.results.dbstream import Layout, NotStreamable, stream_records
+from mlee.results.dbstream import Layout, NotStreamable, layout, stream_records
 from mlee.results.jsonio import parse_json, paused_gc, read_bytes
 from mlee.results.schema import CURRENT_VERSIONS, check_version, validator
 
@@ -105,6 +105,40 @@ def load_database(path: str | Path, validate: bool = True, keys: Collection[str]
     if keys is not None:
         db["records"] = [{k: r[k] for k in keys if k in r} if isinstance(r, dict) else r for r in db["records"]]
     return db
+
+
+def is_database(path: str | Path) -> bool:
+    """Whether ``path`` is a merged mlee database: a JSON object whose ``kind`` is ``"mlee-database"``.
+
+    Judged by parsing, never by looking for bytes: a file in the writer's layout has its head and tail parsed
+    (a few KB, whatever its size); a file laid out otherwise is parsed whole (up to ``MAX_DATABASE_BYTES``).
+    Anything that cannot be read or parsed (a FIFO, a folder, a truncated file, other JSON) is not a database.
+    Records are not checked here: :func:`load_database` does that when the file is read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            try:
+                head: Any = layout(fh, path.name).head
+            except NotStreamable:
+                fh.seek(0)
+                if not fh.read(4096).lstrip().startswith(b"{"):
+                    return False  # not a JSON object: no need to parse a large array or a scalar
+                head = parse_json(read_bytes(path, MAX_DATABASE_BYTES), path.name)
+    except (OSError, ResultFormatError):
+        return False
+    return isinstance(head, dict) and head.get("kind") == KIND
+
+
+def database_beside(folder: str | Path) -> Path | None:
+    """The merged database in the folder that holds experiment ``folder``: ``merged.json`` if it is one, else the
+    first other ``*.json`` there (by name) that is one; None when there is none."""
+    parent = Path(folder).resolve().parent
+    preferred = parent / "merged.json"
+    candidates = [preferred] + sorted(p for p in parent.glob("*.json") if p != preferred)
+    return next((c for c in candidates if is_database(c)), None)
 
 
 def _load_streaming(path: Path, validate: bool, keys: Collection[str] | None) -> dict:

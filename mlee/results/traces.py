@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,19 +206,8 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
         ResultFormatError: unreadable, oversized, or no header.
     """
     name = f"power/{os.path.basename(path)}"
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise ResultFormatError(f"{name} cannot be opened: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb", buffering=0) as fh:
-        st = os.fstat(fh.fileno())
-        import stat as _stat
-
-        if not _stat.S_ISREG(st.st_mode):
-            raise ResultFormatError(f"{name} is not a regular file")
-        if st.st_size > max_bytes:
-            raise ResultFormatError(f"{name} is {st.st_size / 1e6:.0f} MB, more than the "
-                                    f"{max_bytes / 1e6:.0f} MB limit for a trace")
+    fh, st = _open_trace(path, name, max_bytes)
+    with fh:
         if on_stat is not None:
             on_stat(st)
         try:
@@ -235,40 +225,74 @@ def trace_stats(path: str | Path, label: str, include_samples: bool = False,
         accs = {c: _Acc(samples=[] if include_samples else None) for c in cols}
         pending = b"" if nl < 0 else first[nl + 1:]
         invalid = 0
-        total = len(first)
-        while True:
-            try:
-                more = b""
-                if not eof and total <= max_bytes:
-                    more, eof = _read_block(fh, BLOCK_BYTES, st.st_size - total)
-            except OSError as exc:
-                raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
-            total += len(more)
-            if on_bytes is not None and more:
-                on_bytes(more)
-            if total > max_bytes:
-                raise ResultFormatError(f"{name} grew past the {max_bytes / 1e6:.0f} MB limit while being read")
-            data = pending + more
-            if more:
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    pending = data
-                    continue
-                block, pending = data[:cut + 1], data[cut + 1:]
-            else:
-                block, pending = data, b""
-            if block.strip():
-                arr, empty, bad = _parse_block(block, ncols, valid_at)
-                invalid += bad
-                _accumulate(arr, empty, cols, valid_at, accs, name, bad)
-            if not more:
-                break
+        for block in _line_blocks(fh, pending, eof, len(first), st.st_size, max_bytes, name, on_bytes):
+            arr, empty, bad = _parse_block(block, ncols, valid_at)
+            invalid += bad
+            _accumulate(arr, empty, cols, valid_at, accs, name, bad)
     stats = {f"{label}.{c}": dict(accs[c].stats(), **({"invalid_rows": invalid} if invalid else {})) for c in cols
              if c != "t_s"}
     samples = None
     if include_samples:
         samples = {f"{label}.{c}": accs[c].samples for c in cols}
     return stats, samples
+
+
+def _open_trace(path: str | Path, name: str, max_bytes: int) -> tuple[Any, os.stat_result]:
+    """The trace opened unbuffered (a FIFO cannot hang it) with its stat; a regular file of at most ``max_bytes``.
+
+    Units: ``max_bytes`` in bytes.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ResultFormatError(f"{name} cannot be opened: {exc.strerror or exc}") from None
+    fh = os.fdopen(fd, "rb", buffering=0)
+    try:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ResultFormatError(f"{name} is not a regular file")
+        if st.st_size > max_bytes:
+            raise ResultFormatError(f"{name} is {st.st_size / 1e6:.0f} MB, more than the "
+                                    f"{max_bytes / 1e6:.0f} MB limit for a trace")
+    except BaseException:
+        fh.close()
+        raise
+    return fh, st
+
+
+def _line_blocks(fh: Any, pending: bytes, eof: bool, total: int, size: int, max_bytes: int, name: str,
+                 on_bytes: Callable[[bytes], None] | None) -> Iterator[bytes]:
+    """The rest of a trace after its first block, as blocks of whole lines (the last may lack its newline).
+
+    ``pending``: what followed the header line in the first block; ``total``: bytes read so far. Blocks are cut
+    where :data:`BLOCK_BYTES` reads end, so the statistics accumulated over them are the same floats everywhere.
+    Units: ``total``, ``size``, ``max_bytes`` in bytes.
+    """
+    while True:
+        try:
+            more = b""
+            if not eof and total <= max_bytes:
+                more, eof = _read_block(fh, BLOCK_BYTES, size - total)
+        except OSError as exc:
+            raise ResultFormatError(f"{name} cannot be read: {exc.strerror or exc}") from None
+        total += len(more)
+        if on_bytes is not None and more:
+            on_bytes(more)
+        if total > max_bytes:
+            raise ResultFormatError(f"{name} grew past the {max_bytes / 1e6:.0f} MB limit while being read")
+        data = pending + more
+        if more:
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                pending = data
+                continue
+            block, pending = data[:cut + 1], data[cut + 1:]
+        else:
+            block, pending = data, b""
+        if block.strip():
+            yield block
+        if not more:
+            return
 
 
 def _read_block(fh: Any, size: int, left: int) -> tuple[bytes, bool]:

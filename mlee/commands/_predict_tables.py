@@ -1,10 +1,12 @@
-"""Tables for the prediction commands (rich renderables; the CLI prints them)."""
+"""The rich tables of the prediction commands (`profile`, `predict`, `fit`, `evaluate`, `sweep`) and of the per-layer
+breakdown `infer --per-layer` shows; the library hands over data, these make the renderables the commands print."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlee.predict.forecast import ModelPrediction
+if TYPE_CHECKING:
+    from mlee.predict.forecast import ModelPrediction
 
 
 def _t(text: object) -> Any:
@@ -146,3 +148,71 @@ def evaluation_table(scores: list[Any], title: str) -> Any:
         table.add_row(s.kind, s.target, str(s.n), _pct(s.mape), _pct(s.rmspe), _pct(s.baseline_mape),
                       _pct(s.baseline_rmspe), beats, _t(s.note))
     return table
+
+
+def render_breakdown(breakdown: dict, top: int | None = None) -> Any:
+    """A rich Table of a breakdown: one row per layer (the ``top`` most energy-hungry, in run order), then totals."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from mlee.console import escape
+
+    rows = breakdown["layers"]
+    if top is not None and top < len(rows):
+        keep = sorted(rows, key=lambda r: -(r["energy_j"] if r["energy_j"] is not None else r["time_s"]))[:top]
+        ids = {id(r) for r in keep}
+        rows = [r for r in rows if id(r) in ids]
+    method = breakdown.get("energy_method") or "n/a"
+    run = ", ".join(str(v) for v in (breakdown.get("backend"), breakdown.get("execution")) if v)
+    table = Table(title=f"Per-layer breakdown of window {breakdown.get('window')!s} "
+                        f"({run + '; ' if run else ''}energy by {breakdown['attribution']}, method: {method})")
+    for col, justify in (("layer", "left"), ("type", "left"), ("calls", "right"), ("time ms/sample", "right"),
+                         ("time %", "right"), ("energy J/sample", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+
+    def fmt_j(v: float | None) -> str:
+        return f"{v:.4g}" if v is not None else "n/a"
+
+    for r in rows:
+        ps = r["per_sample"]
+        table.add_row(Text(escape(r["name"])), r["type"], str(r["calls"]), f"{ps['time_ms']:.4g}" if ps["time_ms"] is not None
+                      else "n/a", f"{100 * r['time_share']:.1f}", fmt_j(ps["energy_j"]))
+    n = breakdown["n_samples"] or 1
+    if top is not None and len(rows) < len(breakdown["layers"]):
+        table.add_row(f"({len(breakdown['layers']) - len(rows)} smaller layers not shown)", "", "", "", "", "")
+    s, o = breakdown["layers_sum"], breakdown["outside_layers"]
+    table.add_section()
+    table.add_row("sum of layers", "", "", f"{s['time_s'] * 1e3 / n:.4g}",
+                  f"{100 * s['time_s'] / breakdown['duration_s']:.1f}",
+                  fmt_j(s["energy_j"] / n if s["energy_j"] is not None else None))
+    table.add_row("outside layers (loop)", "", "", f"{o['time_s'] * 1e3 / n:.4g}",
+                  f"{100 * o['time_s'] / breakdown['duration_s']:.1f}",
+                  fmt_j(o["energy_j"] / n if o["energy_j"] is not None else None))
+    table.add_row("window", "", "", f"{breakdown['duration_s'] * 1e3 / n:.4g}", "100.0",
+                  fmt_j(breakdown["energy_j"] / n if breakdown["energy_j"] is not None else None))
+    return table
+
+
+def fit_table(fit: dict) -> list[Any]:
+    """Rich tables of a sweep fit: models, then cache levels (empty when nothing was fitted)."""
+    from rich.table import Table
+
+    if "models" not in fit:
+        return []
+    models = Table(title=f"Energy per training sample: fits over {fit['n_points']} networks")
+    for col, justify in (("model", "left"), ("RMSPE", "right"), ("R²", "right"), ("coefficients", "left")):
+        models.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for name, m in fit["models"].items():
+        coefs = ", ".join(f"{k} {v:.3g}" for k, v in m["coefficients"].items())
+        models.add_row(name, f"{100 * m['rmspe']:.1f} %", f"{m['r2']:.3f}" if m["r2"] is not None else "n/a", coefs)
+    tables = [models]
+    if fit.get("levels"):
+        levels = Table(title="Energy per GFLOP by the cache level that holds the working set")
+        for col in ("level", "capacity", "networks", "J/GFLOP", "FLOPs-model bias"):
+            levels.add_column(col, justify="left" if col == "level" else "right")
+        for lv in fit["levels"]:
+            cap = lv["capacity_bytes"]
+            levels.add_row(lv["level"], f"{cap / 2**20:.3g} MiB" if cap else "-", str(lv["n_points"]),
+                           f"{lv['j_per_gflop']:.3g}", f"{100 * lv['flops_model_bias']:+.1f} %")
+        tables.append(levels)
+    return tables
