@@ -193,14 +193,17 @@ def test_merge_summarises_the_per_token_figures_and_relative_rates_them(tmp_path
     assert res.exit_code == 0, res.output
     rated = {r["model"]: r for r in json.loads(res.stdout)}
     assert rated["gpt2"]["dataset"] == "text-generation:synthetic" and rated["gpt2"]["n"] == 2
-    energy = rated["gpt2"]["metrics"]["energy_per_sample"]["value"]
+    # Issue 19: a transformers run is rated under its pipeline task, on energy per query and per token.
+    assert rated["gpt2"]["task"] == "text-generation" and rated["bert"]["task"] == "text-classification"
+    energy = rated["gpt2"]["metrics"]["energy_per_query"]["value"]
     assert energy == pytest.approx(gpt2["per_sample"]["energy_j"]["mean"])
-    # The label shows the per-token figures and the phases beside the rated ones, unrated (no letter).
+    # The label shows the per-token figures: rated where the spec rates them, the others unrated (no letter).
     content = label_content(rated["gpt2"])
     lines = {ln.key: ln for b in content.blocks for ln in b.lines}
     per_token = gpt2["transformers"]["output_token_energy_j"]["mean"]
     assert lines["energy_per_output_token"].text == format_value("", per_token, "J")
-    assert lines["energy_per_output_token"].rating is None and "tokens_per_s" in lines
+    assert lines["energy_per_output_token"].rating == "A" and lines["tokens_per_s"].rating is None
+    assert sum(ln.key == "energy_per_output_token" for b in content.blocks for ln in b.lines) == 1
     assert "decode_energy_per_token" not in lines  # a summary keeps no phases: no line rather than a made-up one
     single = label_content(rated["bert"])
     keys = {ln.key for b in single.blocks for ln in b.lines}
