@@ -111,7 +111,7 @@ def paired_rounds(plain: Any, measured: Any, rounds: int, warmup: int, threads: 
 def verdict(pairs: list[tuple[float, float]], target: float = 0.97) -> dict[str, float | bool]:
     """Median of the per-round ratios (mlee / plain), their quartiles, and the medians of both sides."""
     ratios = sorted(m / p for p, m in pairs)
-    q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratios[0]] * 3
+    q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) >= 2 else [ratios[0]] * 3
     median = statistics.median(ratios)
     return {"plain": statistics.median(p for p, _ in pairs), "mlee": statistics.median(m for _, m in pairs),
             "ratio": median, "q1": q[0], "q3": q[2], "min": ratios[0], "max": ratios[-1], "ok": median >= target}
