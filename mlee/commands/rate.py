@@ -23,8 +23,7 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Argument(..., help="Merged database (the JSON file `mlee merge` writes), or a folder of "
                                             "experiment folders or 2022 logs to merge in memory."),
         spec: str = typer.Option("mlee", "--spec", "-s",
-                                 help="Rating spec: preset mlee, mlee-2022, relative or ai-energy-score (stars), "
-                                      "or a .json/.toml spec file."),
+                                 help="Preset mlee, mlee-2022, relative, ai-energy-score or a .json/.toml spec file."),
         task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task (inference, training)."),
         env: Optional[str] = typer.Option(None, "--env", "-e",
                                           help="Only this environment, named as the tables show it (any case)."),
