@@ -194,3 +194,15 @@ def test_rate_shows_stars_in_the_table_and_the_json(tmp_path) -> None:
     # Letter presets carry no stars.
     result = CliRunner().invoke(app, ["rate", str(path), "--spec", "relative", "--json"], env=ENV)
     assert all("stars" not in r for r in json.loads(result.stdout))
+
+
+def test_calibrating_a_range_spec_keeps_its_bands_and_its_stars() -> None:
+    from mlee.rating import calibrate
+
+    db = database([hf_record(f"m{i}", energy_j=e) for i, e in enumerate([1.0, 2.0, 3.0, 5.0, 9.0, 4.0])])
+    spec = spec_from_dict(calibrate(db, quantiles=(0.8, 0.6, 0.4, 0.2), spec="ai-energy-score"))
+    assert spec.index_base == "range" and spec.display == "stars"
+    # Indices 1, .875, .75, .625, .5, 0: quantile boundaries, moved below an index they equal (ties rate better).
+    assert spec.task("text-generation").metrics[0].boundaries == (0.8125, 0.6875, 0.5625, 0.25)
+    stars = {r["model"]: r["stars"] for r in rate_database(db, spec)}
+    assert stars == {"m0": 5, "m1": 5, "m2": 4, "m5": 3, "m3": 2, "m4": 1}
