@@ -43,13 +43,25 @@ def conditions_of(name: str, match: Conditions | None) -> Conditions:
     return match if match is not None else (("task", name),)
 
 
-def _read(record: dict[str, Any], path: str) -> Any:
-    value: Any = record
-    for key in path.split("."):
-        if type(value) is not dict:
-            return None
-        value = value.get(key)
-    return value
+def _test(path: str, wanted: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether a record's ``path`` holds ``wanted`` (paths of one or two parts unrolled: this runs per record)."""
+    keys = path.split(".")
+    if len(keys) == 1:
+        (k0,) = keys
+        return lambda record: record.get(k0) == wanted
+    if len(keys) == 2:
+        k0, k1 = keys
+        return lambda record: type(v := record.get(k0)) is dict and v.get(k1) == wanted
+
+    def deep(record: dict[str, Any]) -> bool:
+        value: Any = record
+        for key in keys:
+            if type(value) is not dict:
+                return False
+            value = value.get(key)
+        return value == wanted
+
+    return deep
 
 
 def task_router(tasks: list[tuple[str, Conditions | None]]) -> Callable[[dict[str, Any]], str | None]:
@@ -62,10 +74,16 @@ def task_router(tasks: list[tuple[str, Conditions | None]]) -> Callable[[dict[st
         names = {name for name, _ in tasks}
         return lambda record: task if (task := record.get("task")) in names else None
     ordered = sorted(((name, conditions_of(name, match)) for name, match in tasks), key=lambda t: -len(t[1]))
+    # Deeper paths first: a record without a transformers block fails a pipeline task at its first test.
+    plan = [(name, [_test(path, value) for path, value in sorted(conds, key=lambda c: -c[0].count("."))])
+            for name, conds in ordered]
 
     def route(record: dict[str, Any]) -> str | None:
-        for name, conditions in ordered:
-            if all(_read(record, path) == value for path, value in conditions):
+        for name, tests in plan:
+            for test in tests:
+                if not test(record):
+                    break
+            else:
                 return name
         return None
 
