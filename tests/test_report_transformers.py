@@ -111,6 +111,10 @@ def test_the_page_shows_stars_and_the_phases_of_a_run(browser, tmp_path) -> None
     _choose_task(browser, "text-generation")
     chips = browser.evaluate("[...document.querySelectorAll('#table .chip')].map(c => c.textContent)")
     assert "\u2605" * 5 in chips and "\u2605" + "\u2606" * 4 in chips and not set("ABCDE") & set("".join(chips))
+    # One group on the value scale: the five bands drawn as regions between the group's least and most energy.
+    _click(browser, "input[name=scale][value=value]")
+    assert browser.evaluate("document.querySelectorAll('#scatter rect.region').length") >= 4
+    _click(browser, "input[name=scale][value=index]")
     tiny = next(r["id"] for r in db["records"] if r["model"] == "tiny")
     _click(browser, f"#table tr[data-id='{tiny}'] td")
     detail = browser.evaluate("document.getElementById('detail').textContent")
