@@ -120,6 +120,7 @@ def test_the_page_shows_stars_and_the_phases_of_a_run(browser, tmp_path) -> None
     detail = browser.evaluate("document.getElementById('detail').textContent")
     assert "Per query and per token (text-generation, float32)" in detail
     assert "Energy per output token" in detail and "Phases (per repeat)" in detail
+    assert "5\u2605 < " in detail and "A < " not in detail  # the band edges, named by their stars
     assert browser.evaluate("document.querySelectorAll('#detail tr[data-phase]').length") == 2
     decode = browser.evaluate("document.querySelector('#detail tr[data-phase=decode]').textContent")
     assert decode.startswith("decode") and ("1,920" in decode or "1920" in decode)

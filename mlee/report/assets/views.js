@@ -60,7 +60,8 @@
   function boundsText(m) {
     if (!m.bounds) return "";
     const op = m.higher ? ">" : "<";
-    return m.bounds.map((b, k) => (b === null ? "" : `${R.LETTERS[k]} ${op} ${C.fmt(b)}`)).filter((x) => x)
+    const name = (k) => (display === "stars" ? `${5 - k}\u2605` : R.LETTERS[k]);
+    return m.bounds.map((b, k) => (b === null ? "" : `${name(k)} ${op} ${C.fmt(b)}`)).filter((x) => x)
       .join(" · ") + (m.unit ? " " + m.unit : "");
   }
 
