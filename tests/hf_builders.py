@@ -74,6 +74,22 @@ def wav2vec2(folder: Path) -> Path:
     return folder
 
 
+def whisper(folder: Path) -> Path:
+    """A 1+1-layer Whisper on 1-second clips (16 mel bins, 100 frames) with its feature extractor (16 kHz)."""
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = WhisperConfig(vocab_size=len(VOCAB), num_mel_bins=16, d_model=32, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                           decoder_ffn_dim=64, max_source_positions=50, max_target_positions=64,
+                           decoder_start_token_id=2, pad_token_id=0, eos_token_id=3, bos_token_id=2,
+                           suppress_tokens=[], begin_suppress_tokens=[])
+    WhisperForConditionalGeneration(config).save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=16, chunk_length=1, sampling_rate=16000).save_pretrained(folder)
+    return folder
+
+
 def write_wav(path: Path, seconds: float, rate_hz: int = 16000) -> Path:
     """A 16-bit mono WAV of a 440 Hz tone."""
     import numpy as np

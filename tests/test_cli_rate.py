@@ -75,7 +75,7 @@ def test_rate_table_shows_each_group_with_values_indices_and_ratings(dbfile):
     assert "0.25 E" in out  # VGG16: four times it
     assert "0.25 est." in out  # the estimated energy figure is marked
     assert "\x1b[" not in out  # NO_COLOR honoured
-    assert "rated 5 model(s) in 2 group(s) with spec mlee v1" in result.stderr
+    assert "rated 5 model(s) in 2 group(s) with spec mlee v2" in result.stderr
     assert "est.: energy from an estimate" in result.stderr
 
 

@@ -76,7 +76,7 @@ def test_new_card_parses_with_huggingface_hub(tmp_path, db):
     assert f"| Energy per sample (total) | {per_sample['energy_j']['total']:.4g} J | counter |" in text
     assert f"| Energy per sample (CPU) | {per_sample['energy_j']['cpu']:.4g} J | counter |" in text
     assert "GPU" not in text  # not measured: no row
-    assert "spec sha256 `03d235f20271c125bf1054258f5b071dd54f4b371919ecb2ddabe4d491da7ef7`" in text
+    assert "spec sha256 `fd8d11d822af8a1e8ecbc75aa1b353f7a7be818b0c8d62e3828f7e2d8f866fb5`" in text
     label = card_path.parent / "energy-label.png"
     assert label.read_bytes().startswith(b"\x89PNG")
 

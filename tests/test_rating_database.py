@@ -59,7 +59,7 @@ def test_rated_record_has_the_design_shape():
     first = rated[0]
     assert {"id", "model", "task", "dataset", "environment", "spec", "reference", "compound", "metrics", "estimated",
             "record"} <= set(first)
-    assert first["spec"] == {"name": "mlee", "version": 1, "sha256": load_spec("mlee").sha256}
+    assert first["spec"] == {"name": "mlee", "version": 2, "sha256": load_spec("mlee").sha256}
     assert first["reference"] == "ResNet50" and first["task"] == "inference" and first["environment"] == CPU
     assert first["record"] is database["records"][1]  # the record it was computed from, not a copy
     energy = first["metrics"]["energy_per_sample"]

@@ -89,6 +89,42 @@ def record(model: str, *, env_hw: str = "Xeon(R) W-2155", backend: str = "pytorc
     return rec
 
 
+def hf_record(model: str, hf_task: str = "text-generation", *, energy_j: float | None = 0.5,
+              token_j: float | None = 0.05, latency_ms: float = 40.0, parameters: int = 124_000_000,
+              method: str = "counter", env_hw: str = "Xeon(R) W-2155", run: int = 0) -> dict[str, Any]:
+    """One merged record of a ``--backend transformers`` inference run of ``hf_task`` with its ``transformers``
+    block: energy per query ``energy_j`` and per output (generation) or input (classification) token ``token_j``
+    in joules, latency in milliseconds, and prefill and decode phases for text generation."""
+    rec = record(model, env_hw=env_hw, backend="transformers", version="5.24.0", dataset=f"{hf_task}:synthetic",
+                 energy_j=energy_j, time_ms=latency_ms / 4, top1=None, top5=None, parameters=parameters,
+                 flops=None, method=method, run=run)
+    rec["id"] = rec["id"].replace("infer-", f"infer-{hf_task}-")
+
+    def block(value: float | None) -> dict[str, Any]:
+        return {"energy_j": {"total": value, "cpu": value, "dram": None, "gpu": None},
+                "energy_method": {"total": method if value is not None else None, "cpu": method, "dram": None,
+                                  "gpu": None}}
+
+    generating = hf_task == "text-generation"
+    hf: dict[str, Any] = {
+        "task": hf_task, "architecture": "X", "dtype": "float32", "batch_size": 4, "queries": 128,
+        "max_new_tokens": 16 if generating else None,
+        "per_query": block(energy_j), "per_input_token": block(None if generating else token_j),
+        "per_output_token": block(token_j if generating else None),
+        "tokens_per_s": 1000.0 / latency_ms * 16, "latency": {"p50_ms": latency_ms, "p95_ms": latency_ms * 1.5,
+                                                              "n_batches": 32},
+        "input_tokens": 128 * 32, "output_tokens": 128 * 16 if generating else 0,
+    }
+    if generating and energy_j is not None and token_j is not None:
+        hf["phases"] = {
+            "prefill": dict(block(energy_j * 128 * 0.2), duration_s=0.4, tokens=128 * 32,
+                            per_token=block(energy_j * 0.2 / 32), tokens_per_s=10240.0, valid=True),
+            "decode": dict(block(energy_j * 128 * 0.8), duration_s=1.6, tokens=128 * 15,
+                           per_token=block(energy_j * 0.8 / 15), tokens_per_s=1200.0, valid=True)}
+    rec["transformers"] = hf
+    return rec
+
+
 def database(records: list[dict[str, Any]]) -> dict[str, Any]:
     """A merged database holding ``records`` (sorted by id, as `mlee merge` writes them)."""
     return {"schema_version": 1, "kind": "mlee-database", "mlee_version": "0.1.0",

@@ -32,7 +32,7 @@ def rapl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("hf")
     return {"gpt2": hb.gpt2(root / "gpt2"), "bert": hb.bert(root / "bert"), "vit": hb.vit(root / "vit"),
-            "wav2vec2": hb.wav2vec2(root / "wav2vec2")}
+            "wav2vec2": hb.wav2vec2(root / "wav2vec2"), "whisper": hb.whisper(root / "whisper")}
 
 
 def _infer(model: Path, out: Path, *args: str):
@@ -146,6 +146,50 @@ def test_speech_recognition_from_wav_files(tmp_path: Path, rapl: TickingRapl, mo
     assert res.exit_code == 2 and "8000 Hz" in res.stderr and "Traceback" not in res.output
 
 
+def test_whisper_decodes_speech_in_a_prefill_and_a_decode_window(tmp_path: Path, rapl: TickingRapl,
+                                                                   models: dict) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name, seconds in (("a", 0.5), ("b", 0.3), ("c", 1.4)):  # shorter and longer than the 1 s window
+        hb.write_wav(clips / f"{name}.wav", seconds)
+    res = _infer(models["whisper"], tmp_path / "out", "--data-path", str(clips), "--max-new-tokens", "4")
+    assert res.exit_code == 0, res.output
+    r = _only_results(tmp_path / "out")
+    assert problem("results", r) is None
+    assert [w["name"] for w in r["windows"] if w["measured"]] == ["prefill-0", "decode-0"]
+    hf = r["transformers"]
+    assert hf["task"] == "automatic-speech-recognition" and hf["architecture"] == "WhisperForConditionalGeneration"
+    assert hf["queries"] == 3 and hf["output_tokens"] == 12 and hf["max_new_tokens"] == 4
+    assert hf["input_tokens"] == 0 and hf["per_input_token"] is None  # audio: no input tokens, no made-up figure
+    assert _total(hf["per_output_token"]) == pytest.approx(
+        (_total(hf["phases"]["prefill"]) + _total(hf["phases"]["decode"])) / 12)
+    assert hf["phases"]["decode"]["tokens"] == 9 and hf["phases"]["prefill"]["per_token"] is None
+    assert r["dataset"] == "automatic-speech-recognition:clips"
+    res = _infer(models["whisper"], tmp_path / "synthetic", "--n-samples", "2", "--max-new-tokens", "3")
+    assert res.exit_code == 0, res.output
+    assert _only_results(tmp_path / "synthetic")["transformers"]["inputs"]["synthetic"] is True
+    res = _infer(models["whisper"], tmp_path / "layers", "--per-layer", "--n-samples", "2")
+    assert res.exit_code == 2 and "--per-layer does not break sequence-to-sequence" in res.stderr
+
+
+def test_whisper_greedy_decode_makes_the_tokens_generate_makes(models: dict) -> None:
+    import numpy as np
+    import torch
+
+    from mlee.runners import hf_seq2seq
+    from mlee.runners import transformers_backend as tb
+
+    hf = tb.load_model(str(models["whisper"]), None, "float32", "cpu", 1, 0)
+    rng = np.random.default_rng(1)
+    clips = [0.1 * rng.standard_normal(12000).astype(np.float32) for _ in range(2)]
+    x = torch.from_numpy(hf_seq2seq.features(hf.processor, clips))
+    mine = tb.decode(hf, tb.prefill(hf, {"input_features": x}), 4)
+    with torch.inference_mode():
+        theirs = hf.model.generate(x, do_sample=False, max_new_tokens=5, min_new_tokens=5)
+    assert mine.shape == (2, 5)
+    assert torch.equal(mine, theirs[:, -5:])
+
+
 def test_a_hub_id_fails_at_once_offline(tmp_path: Path) -> None:
     res = _infer(Path("openai-community/gpt2"), tmp_path / "out")
     assert res.exit_code == 2, res.output
@@ -193,14 +237,17 @@ def test_merge_summarises_the_per_token_figures_and_relative_rates_them(tmp_path
     assert res.exit_code == 0, res.output
     rated = {r["model"]: r for r in json.loads(res.stdout)}
     assert rated["gpt2"]["dataset"] == "text-generation:synthetic" and rated["gpt2"]["n"] == 2
-    energy = rated["gpt2"]["metrics"]["energy_per_sample"]["value"]
+    # Issue 19: a transformers run is rated under its pipeline task, on energy per query and per token.
+    assert rated["gpt2"]["task"] == "text-generation" and rated["bert"]["task"] == "text-classification"
+    energy = rated["gpt2"]["metrics"]["energy_per_query"]["value"]
     assert energy == pytest.approx(gpt2["per_sample"]["energy_j"]["mean"])
-    # The label shows the per-token figures and the phases beside the rated ones, unrated (no letter).
+    # The label shows the per-token figures: rated where the spec rates them, the others unrated (no letter).
     content = label_content(rated["gpt2"])
     lines = {ln.key: ln for b in content.blocks for ln in b.lines}
     per_token = gpt2["transformers"]["output_token_energy_j"]["mean"]
     assert lines["energy_per_output_token"].text == format_value("", per_token, "J")
-    assert lines["energy_per_output_token"].rating is None and "tokens_per_s" in lines
+    assert lines["energy_per_output_token"].rating == "A" and lines["tokens_per_s"].rating is None
+    assert sum(ln.key == "energy_per_output_token" for b in content.blocks for ln in b.lines) == 1
     assert "decode_energy_per_token" not in lines  # a summary keeps no phases: no line rather than a made-up one
     single = label_content(rated["bert"])
     keys = {ln.key for b in single.blocks for ln in b.lines}

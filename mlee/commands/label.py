@@ -25,7 +25,7 @@ def label(
     output: Path = typer.Option(Path("labels"), "--output", "-o", help="Folder for the label files."),
     fmt: str = typer.Option("pdf", "--format", "-f", help="pdf, svg or png."),
     spec: str = typer.Option(None, "--spec", "-s", metavar="PRESET|FILE",
-                             help="Rating spec: a preset (mlee, mlee-2022, relative) or a JSON/TOML file. "
+                             help="Rating spec: a preset (mlee, mlee-2022, relative, ai-energy-score) or a file. "
                                   "Default: mlee."),
     qr_url: str = typer.Option(None, "--qr-url", metavar="URL",
                                help="Put this URL in the QR code instead of a summary of the record; "

@@ -18,7 +18,7 @@ def rate(
     db: Path = typer.Argument(..., help="Merged database (the JSON file `mlee merge` writes), or a folder of "
                                         "experiment folders or 2022 logs to merge in memory."),
     spec: str = typer.Option("mlee", "--spec", "-s",
-                             help="Rating spec: preset mlee, mlee-2022 or relative, or a .json/.toml spec file."),
+                             help="Preset mlee, mlee-2022, relative, ai-energy-score or a .json/.toml spec file."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task (inference, training)."),
     env: Optional[str] = typer.Option(None, "--env", "-e",
                                       help="Only this environment, named as the tables show it (any case)."),
@@ -137,6 +137,8 @@ def _render(rated: list[dict[str, Any]], spec: Any) -> None:
         title = escape(f"{task} · {dataset or '-'} · {environment or '-'}")
         reference = rows[0]["reference"]
         caption = f"index against {reference}" if reference else "index against the best model of the group"
+        if spec.index_base == "range":  # issue 19: the ai-energy-score preset's five equal bands
+            caption = "index: place between the group's worst (0) and best (1) figure; five equal bands"
         console.print(_wide(title, caption, keys, rows) if wide else _long(title, caption, keys, rows))
     _render_carbon(rated)
     message(f"rated {len(rated)} model(s) in {len(groups)} group(s) with spec {spec.name} v{spec.version} "
@@ -183,10 +185,17 @@ def _compound(r: dict[str, Any]) -> Any:
 
     from mlee.rating import COLOURS
 
-    text = Text(r["compound"], style=f"bold {COLOURS[r['compound']]}")
+    text = Text(_rating_text(r["compound"], r.get("stars")), style=f"bold {COLOURS[r['compound']]}")
     if r["estimated"]:
         text.append(f" {EST}")
     return text
+
+
+def _rating_text(letter: str, stars: Any) -> str:
+    """The letter, or the stars of a spec that shows stars (issue 19: ai-energy-score)."""
+    from mlee.rating.stars import star_text
+
+    return star_text(stars) if isinstance(stars, int) and not isinstance(stars, bool) else letter
 
 
 def _value_text(m: dict[str, Any]) -> str:
@@ -224,7 +233,7 @@ def _wide(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]])
             elif m["value"] is None:
                 cells.append(Text(NOT_MEASURED, style=GREY))  # no letter: the compound counted it as E
             else:
-                text = f"{_value_text(m)}\n{fmt_index(m['index'])} {m['rating']}"
+                text = f"{_value_text(m)}\n{fmt_index(m['index'])} {_rating_text(m['rating'], m.get('stars'))}"
                 cells.append(Text(text, style=COLOURS[m["rating"]]))
         table.add_row(Text(_name(r)), _compound(r), *cells)
     return table
@@ -244,9 +253,10 @@ def _long(title: str, caption: str, keys: list[str], rows: list[dict[str, Any]])
             m = r["metrics"][key]
             measured = m["value"] is not None
             colour = COLOURS[m["rating"]] if measured else GREY
+            rating = _rating_text(m["rating"], m.get("stars")) if measured else ""
             table.add_row(Text(_name(r)) if position == 0 else "", _compound(r) if position == 0 else "",
                           Text(m["label"]), Text(_value_text(m) if measured else NOT_MEASURED, style=colour),
                           Text(m["unit"]), Text(fmt_index(m["index"]) if measured else "", style=colour),
-                          Text(m["rating"] if measured else "", style=f"bold {colour}"),
+                          Text(rating, style=f"bold {colour}"),
                           end_section=position == len(keys) - 1)
     return table

@@ -11,7 +11,8 @@ def report(
     db: Path = typer.Argument(..., help="Merged database (mlee merge output)."),
     output: Path = typer.Option(Path("results/report.html"), "--output", "-o",
                                 help="HTML file to write (its folder is created); - for stdout."),
-    spec: str = typer.Option("mlee", "--spec", help="Rating spec: preset (mlee, mlee-2022, relative) or file."),
+    spec: str = typer.Option("mlee", "--spec",
+                             help="Rating spec: preset (mlee, mlee-2022, relative, ai-energy-score) or file."),
     labels: list[Path] = typer.Option(None, "--labels",
                                       help="Folder of labels from `mlee label` (repeatable; default: the "
                                            "report's folder). PNG or SVG labels are embedded, PDFs linked."),

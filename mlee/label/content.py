@@ -18,6 +18,7 @@ from mlee.label.qrtext import NA, qr_summary, qr_url
 from mlee.label.tokens import with_token_lines
 from mlee.rating.core import COLOURS as RATING_COLOURS  # the EU label colours, one definition
 from mlee.rating.core import LETTERS as RATINGS
+from mlee.rating.stars import rated_stars
 
 UNRATED_COLOUR = "#9E9E9E"
 #: What a label and a rate table show for a rated metric without a figure (grey, no letter).
@@ -85,6 +86,7 @@ class LabelContent:
     mlee_version: str
     qr_payload: str
     unmeasured_note: str = ""  # one line on how the compound treated the metrics not measured ("" if none)
+    stars: int | None = None  # 1-5 where the spec shows stars (issue 19: ai-energy-score), else None
 
     @property
     def spec_short(self) -> str:
@@ -393,4 +395,4 @@ def label_content(rated: dict[str, Any], *, qr_url_template: str | None = None,
     )
     fields["qr_payload"] = qr_url(qr_url_template, fields) if qr_url_template is not None else qr_summary(fields)
     unmeasured = any(not ln.measured for b in blocks for ln in b.lines)
-    return LabelContent(**fields, unmeasured_note=NOT_MEASURED_NOTE if unmeasured else "")
+    return LabelContent(**fields, unmeasured_note=NOT_MEASURED_NOTE if unmeasured else "", stars=rated_stars(rated))

@@ -12,6 +12,7 @@ from mlee.label import pictograms
 from mlee.label.content import NA, RATING_COLOURS, RATINGS, UNRATED_COLOUR, Block, LabelContent
 from mlee.label.fonts import REPLACEMENT, FontChain, fit
 from mlee.label.qr import QrPlacement, qr_group
+from mlee.label.starshape import star, star_row
 
 WIDTH_PT = 300.0
 HEIGHT_PT = 560.0
@@ -132,28 +133,41 @@ def _scale(p: _Painter, c: LabelContent) -> None:
         x0, x1 = MARGIN_PT, MARGIN_PT + 96 + i * 20
         p.add(Polygon([x0, y0, x1, y0, x1 + 10, (y0 + y1) / 2, x1, y1, x0, y1],
                       fillColor=_c(RATING_COLOURS[letter]), strokeColor=None, strokeWidth=0))
-        p.text(x0 + 7, y0 + 5, letter, 13, bold=True, colour="#FFFFFF")
+        if c.stars is None:
+            p.text(x0 + 7, y0 + 5, letter, 13, bold=True, colour="#FFFFFF")
+        else:  # issue 19: a star spec's scale reads 5 stars (A) down to 1 star (E)
+            for shape in star_row(x0 + 5, (y0 + y1) / 2, 5.0, len(RATINGS) - i, len(RATINGS) - i, _c("#FFFFFF")):
+                p.add(shape)
         if letter == c.compound:
             # The marker carries the compound's own colour so that it reads without the scale.
             xr, xl = WIDTH_PT - MARGIN_PT, WIDTH_PT - MARGIN_PT - 74
             yc, half = (y0 + y1) / 2, 14.0
             p.add(Polygon([xl, yc, xl + 14, yc + half, xr, yc + half, xr, yc - half, xl + 14, yc - half],
                           fillColor=_c(RATING_COLOURS[letter]), strokeColor=_c(INK), strokeWidth=1.4))
-            p.text(xl + 44, yc - 7.5, letter, 22, bold=True, colour="#FFFFFF", anchor="middle")
+            if c.stars is None:
+                p.text(xl + 44, yc - 7.5, letter, 22, bold=True, colour="#FFFFFF", anchor="middle")
+            else:
+                for shape in star_row(xl + 13, yc, 5.6, c.stars, len(RATINGS), _c("#FFFFFF")):
+                    p.add(shape)
     y = top - 5 * (row_h + gap) - 6
     against = f"the reference {c.reference}" if c.reference else "the best model of each metric"
-    p.text(MARGIN_PT, y, f"Rating {c.compound} against {against} in the same environment",
-           7, colour=GREY, max_width=WIDTH_PT - 2 * MARGIN_PT)
+    caption = f"Rating {c.compound} against {against} in the same environment"
+    if c.stars is not None:
+        caption = f"{c.stars} of 5 stars: five equal bands of the energy range of this task's models here"
+    p.text(MARGIN_PT, y, caption, 7, colour=GREY, max_width=WIDTH_PT - 2 * MARGIN_PT)
 
 
-def _badge(p: _Painter, x: float, y: float, letter: str, size: float) -> None:
+def _badge(p: _Painter, x: float, y: float, letter: str, size: float, stars: bool = False) -> None:
     from reportlab.graphics.shapes import Rect
 
     p.add(Rect(x, y, size, size, rx=2.5, ry=2.5, fillColor=_c(RATING_COLOURS[letter]), strokeColor=None))
-    p.text(x + size / 2, y + size * 0.24, letter, size * 0.62, bold=True, colour="#FFFFFF", anchor="middle")
+    text = str(len(RATINGS) - RATINGS.index(letter)) if stars else letter  # a star spec: the number of stars
+    p.text(x + size / 2, y + size * 0.24, text, size * 0.62, bold=True, colour="#FFFFFF", anchor="middle")
+    if stars:
+        p.add(star(x + size - 2, y + size - 2, 2.6, _c("#FFFFFF"), None))
 
 
-def _block(p: _Painter, b: Block, x: float, top: float, w: float, h: float) -> None:
+def _block(p: _Painter, b: Block, x: float, top: float, w: float, h: float, stars: bool = False) -> None:
     from reportlab.graphics.shapes import Rect
 
     p.add(Rect(x, top - h, w, h, rx=4, ry=4, fillColor=None, strokeColor=_c(LIGHT), strokeWidth=0.8))
@@ -161,7 +175,7 @@ def _block(p: _Painter, b: Block, x: float, top: float, w: float, h: float) -> N
     p.add(pictograms.DRAW[b.kind](x + 6, top - 32, 26, colour))
     p.text(x + 38, top - 15, b.title, 9, bold=True, max_width=w - 38 - 24)
     if b.rating:
-        _badge(p, x + w - 22, top - 22, b.rating, 16)
+        _badge(p, x + w - 22, top - 22, b.rating, 16, stars)
     if b.note:
         p.text(x + 38, top - 26, b.note, 6.5, colour=GREY, max_width=w - 44)
     lines = b.lines or ()
@@ -174,7 +188,9 @@ def _block(p: _Painter, b: Block, x: float, top: float, w: float, h: float) -> N
         value_w = p.text(x + w - 16, y, ln.text, size, bold=ln.measured, colour=colour, anchor="end",
                          max_width=w * 0.5)
         p.text(x + 6, y, ln.label, size * 0.88, colour=GREY, max_width=w - 22 - value_w - 6, middle=False)
-        if ln.rating:
+        if ln.rating and stars:
+            p.add(star(x + w - 8, y + size * 0.35, size * 0.6, _c(RATING_COLOURS[ln.rating]), None))
+        elif ln.rating:
             p.text(x + w - 8, y, ln.rating, size, bold=True, colour=RATING_COLOURS[ln.rating], anchor="middle")
         y -= step
     if b.footnote:
@@ -188,7 +204,7 @@ def _blocks(p: _Painter, c: LabelContent) -> None:
     top = HEIGHT_PT - 268
     for i, b in enumerate(c.blocks):
         col, row = i % 2, i // 2
-        _block(p, b, MARGIN_PT + col * (w + gap), top - row * (h + gap), w, h)
+        _block(p, b, MARGIN_PT + col * (w + gap), top - row * (h + gap), w, h, c.stars is not None)
 
 
 def _energy_note(p: _Painter, c: LabelContent) -> None:
@@ -212,8 +228,9 @@ QR_SIZE_PT = 92.0
 
 def _footer(p: _Painter, c: LabelContent) -> None:
     avail = WIDTH_PT - 2 * MARGIN_PT - QR_SIZE_PT - 4
+    against = c.reference or ("range of group" if c.stars is not None else "best of group")
     rows = [("Measured", c.measured_on), ("Spec", f"{c.spec_name} v{c.spec_version}"),
-            ("Spec sha256", c.spec_short), ("Reference", c.reference or "best of group"), ("Record", c.record_id),
+            ("Spec sha256", c.spec_short), ("Reference", against), ("Record", c.record_id),
             ("Made with", f"mlee {c.mlee_version}")]
     y = 94.0
     for key, value in rows:

@@ -61,5 +61,7 @@ def token_rows(record: dict[str, Any]) -> dict[str, list[tuple[str, str, float, 
 def with_token_lines(blocks: tuple, record: dict[str, Any], line: Callable[[str, str, float, str], Any]) -> tuple:
     """``blocks`` with :func:`token_rows` appended as unrated lines (``line`` builds one) to the energy and time
     blocks."""
-    extra = {kind: tuple(line(*row) for row in rows) for kind, rows in token_rows(record).items()}
+    rated = {ln.key for b in blocks for ln in b.lines}  # a figure the spec rates is not repeated unrated
+    extra = {kind: tuple(line(*row) for row in rows if row[0] not in rated)
+             for kind, rows in token_rows(record).items()}
     return tuple(replace(b, lines=b.lines + extra[b.kind]) if b.kind in extra else b for b in blocks)

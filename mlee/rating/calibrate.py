@@ -58,7 +58,7 @@ def calibrate(db: dict[str, Any], spec: Spec | str | None = None, quantiles: Seq
         for position, metric in enumerate(task_spec.metrics):
             values = pooled[metric.key]
             notes[metric.key] = _calibrate_metric(data["tasks"][task_spec.name]["metrics"][position], values, qs,
-                                                  relative=spec.index_base == "best")
+                                                  relative=spec.index_base in ("best", "range"))
         report["tasks"][task_spec.name] = {"groups": len(table.spans), "metrics": notes}
     if task is not None and not report["tasks"].get(task, {}).get("groups"):
         raise RatingError(f"the database has no completed {task} run to calibrate from")

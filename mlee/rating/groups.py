@@ -45,7 +45,10 @@ def reference_position(table: TaskTable, key: GroupKey, start: int, stop: int) -
         command += f" --backend {backend}"
     if device and device != "cpu":
         command += f" --device {device}"
-    if key[1]:
+    hf_task, _, data = (key[1] or "").partition(":")
+    if backend == "transformers" and data:  # a transformers run's dataset is <pipeline task>:<inputs>
+        command += f" --task {hf_task}" + ("" if data == "synthetic" else f" --data-path {data}")
+    elif key[1]:
         command += f" --dataset {key[1]}"
     raise RatingError(
         f"no reference model {reference} in group {key[0]} / {key[1] or '-'} / {key[2] or '-'}; the group has: {have}",
@@ -86,6 +89,41 @@ def index_column(values: list[float | None], base: float | None, higher_is_bette
             for v in values]
 
 
+def range_column(values: list[float | None], higher_is_better: bool) -> tuple[list[float | None], float | None,
+                                                                              float | None]:
+    """Indices of ``index_base: range``: where each figure lies between the group's worst (0) and best (1) figure.
+
+    Lower is better: ``(max - value) / (max - min)``; higher is better: ``(value - min) / (max - min)``. Boundaries
+    at 0.8, 0.6, 0.4, 0.2 then cut the group's range into five equal bands, as the AI Energy Score cuts a task's
+    GPU energy range into its stars. Every model of a group without spread (one model, or equal figures) has
+    index 1; a missing or negative figure has none.
+
+    Returns:
+        The indices, and the group's smallest and largest figure (None when it has none).
+
+    Units: indices dimensionless; ``min`` and ``max`` those of the values.
+    """
+    present = [v for v in values if v is not None and v >= 0]
+    if not present:
+        return [None] * len(values), None, None
+    lo, hi = min(present), max(present)
+    span = hi - lo
+    if span == 0 or span == _INF:
+        return [None if v is None or v < 0 else 1.0 for v in values], lo, hi
+    if higher_is_better:
+        return [None if v is None or v < 0 else (v - lo) / span for v in values], lo, hi
+    return [None if v is None or v < 0 else (hi - v) / span for v in values], lo, hi
+
+
+def range_value_boundaries(lo: float | None, hi: float | None, boundaries: Sequence[float],
+                           higher_is_better: bool) -> list[float | None] | None:
+    """The index boundaries of ``index_base: range`` as figures: the edges of the bands. Units: the figures'."""
+    if lo is None or hi is None:
+        return None
+    span = hi - lo
+    return [lo + b * span if higher_is_better else hi - b * span for b in boundaries]
+
+
 def quantile(sorted_values: Sequence[float], q: float) -> float:
     """The q-quantile of ascending values, linear interpolation exactly as numpy's default (``method="linear"``).
 
@@ -110,6 +148,11 @@ def pooled_indices(spec: Spec, table: TaskTable, skip_missing_reference: bool = 
     for key, start, stop in table.spans:
         if skip_missing_reference and spec.index_base == "reference" and not any(
                 e.model == table.task.reference for e in table.entries[start:stop]):
+            continue
+        if spec.index_base == "range":
+            for metric in table.task.metrics:
+                column = range_column(table.values[metric.key][start:stop], metric.higher_is_better)[0]
+                pooled[metric.key].extend(i for i in column if i is not None)
             continue
         bases = group_bases(table, spec.index_base, key, start, stop)
         for metric in table.task.metrics:

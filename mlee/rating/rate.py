@@ -13,10 +13,12 @@ from typing import Any
 from mlee.console import escape, names_hint
 from mlee.errors import RatingError, UsageError
 from mlee.rating.core import LETTERS, compound, value_boundaries
-from mlee.rating.groups import group_bases, index_column, records_of, resolved_boundaries
+from mlee.rating.groups import (group_bases, index_column, range_column, range_value_boundaries, records_of,
+                                resolved_boundaries)
 from mlee.rating.records import Entry, GroupKey, collect, summaries_by_ids, summary_payload
 from mlee.rating.spec import Spec, load_spec
 from mlee.rating.speccheck import check_paths
+from mlee.rating.stars import add_stars
 from mlee.rating.table import TaskTable, build_tables
 from mlee.results.jsonio import paused_gc
 
@@ -78,9 +80,10 @@ def _select(entries: dict[tuple, Entry], spec: Spec, db: dict[str, Any], task: s
                           "measure models with `mlee infer` and merge their folders")
     chosen = everything
     if task is not None:
-        if task not in spec.task_names:
+        if task not in spec.task_names and not any(r.get("task") == task for e in everything for r in e.records):
             raise UsageError(f"spec {spec.name} does not rate task {task!r}", f"its tasks: {', '.join(spec.task_names)}")
-        chosen = [e for e in chosen if e.task == task]
+        # A run rated under a task of its own (text-generation) is still an inference run: --task inference keeps it.
+        chosen = [e for e in chosen if e.task == task or any(r.get("task") == task for r in e.records)]
         if not chosen:
             have = sorted({e.task for e in everything})
             raise UsageError(f"the database has no {task} run", f"it has: {', '.join(have)}")
@@ -120,6 +123,7 @@ class _Plan:
         self.zero = spec.zero_division_index
         self.mode = spec.compound
         self.ident = spec.ident()
+        self.stars = spec.display == "stars"
         self.reference = table.task.reference if spec.index_base == "reference" else None
         self.summaries = summaries
         self.metrics = []
@@ -148,7 +152,8 @@ class _Plan:
     def rate_span(self, key: GroupKey, start: int, stop: int) -> list[dict[str, Any]]:
         """Rated records of the group ``table.entries[start:stop]``."""
         table = self.table
-        bases = group_bases(table, self.index_base, key, start, stop)
+        in_range = self.index_base == "range"
+        bases = {} if in_range else group_bases(table, self.index_base, key, start, stop)
         entries = table.entries[start:stop]
         signatures = [0] * len(entries)
         estimated = [runs[0].get("estimated") is True if len(runs := e.records) == 1
@@ -157,10 +162,15 @@ class _Plan:
         columns = []
         for metric_key, higher, (b1, b2, b3, b4), template in self.metrics:
             values = table.values[metric_key][start:stop]
-            base = bases[metric_key]
-            indices = index_column(values, base, higher, self.zero)
+            if in_range:
+                indices, lo, hi = range_column(values, higher)
+                figures = range_value_boundaries(lo, hi, (b1, b2, b3, b4), higher)
+            else:
+                base = bases[metric_key]
+                indices = index_column(values, base, higher, self.zero)
+                figures = value_boundaries(base, (b1, b2, b3, b4), higher)
             # The boundaries as figures in the metric's unit hold for the whole group: one list shared by its cells.
-            template = dict(template, value_boundaries=value_boundaries(base, (b1, b2, b3, b4), higher))
+            template = dict(template, value_boundaries=figures)
             # rate_index, unrolled: A if index > b1, ..., E otherwise and for a missing index.
             numbers = [4 if i is None else 0 if i > b1 else 1 if i > b2 else 2 if i > b3 else 3 if i > b4 else 4
                        for i in indices]
@@ -193,4 +203,7 @@ class _Plan:
                 "reference": reference, "compound": self._letter(signature), "metrics": dict(zip(keys, cells)),
                 "estimated": is_estimate, "record": record,
             })
+        if self.stars:
+            for row in out:
+                add_stars(row)
         return out

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mlee.rating.spec import MetricSpec, Spec
+from mlee.rating.taskmatch import top_level_keys
 from mlee.results.summary import mean_std
 from mlee.vocabulary import METHOD_STRENGTH  # a mean is reported with the weakest method among its runs
 
@@ -24,7 +25,7 @@ RATING_FIELDS = ("id", "kind", "name", "task", "model", "status", "dataset", "en
 def record_keys(spec: Spec) -> frozenset[str]:
     """The top-level record fields that rating with ``spec`` reads: enough to rate a database whose records
     were read with only these fields kept (``load_database(path, keys=...)``), in a fraction of the memory."""
-    keys = set(RATING_FIELDS)
+    keys = set(RATING_FIELDS) | top_level_keys([(t.name, t.match) for t in spec.tasks])
     for task in spec.tasks:
         for metric in task.metrics:
             for path in (metric.value, metric.fallback, metric.per, metric.times, metric.method):
@@ -177,15 +178,19 @@ def weakest_method(extractor: Extractor, records: Iterable[dict[str, Any]]) -> s
 
 
 def collect(records: Iterable[Any], spec: Spec) -> dict[tuple, Entry]:
-    """Group the ratable records into entries keyed (task, dataset, environment, model, backend)."""
-    tasks = set(spec.task_names)
+    """Group the ratable records into entries keyed (task, dataset, environment, model, backend).
+
+    The task is the spec's task that rates the record (:attr:`Spec.task_of`): a record's ``task`` field unless a
+    task of the spec matches it more closely (a transformers run's own task, issue 19).
+    """
+    task_of = spec.task_of
     entries: dict[tuple, Entry] = {}
     for record in records:
         if type(record) is not dict:
             continue
-        task = record.get("task")
+        task = task_of(record)
         model = record.get("model")
-        if task not in tasks or type(model) is not str or record.get("status", "completed") != "completed":
+        if task is None or type(model) is not str or record.get("status", "completed") != "completed":
             continue
         if record.get("partial") is True and not spec.allow_partial:
             continue  # energy covering part of the run is rated only where the spec says so (issue 14)

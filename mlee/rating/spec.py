@@ -19,15 +19,19 @@ from typing import Any
 from mlee.errors import UsageError
 from mlee.rating.core import COMPOUND_MODES
 from mlee.rating.specfile import read_spec_file
+from mlee.rating.taskmatch import Conditions, parse_match, task_router
 
-PRESETS = ("mlee", "mlee-2022", "relative")
+PRESETS = ("mlee", "mlee-2022", "relative", "ai-energy-score")
 PRESET_DIR = Path(__file__).with_name("presets")
 DIRECTIONS = ("higher", "lower")
-INDEX_BASES = ("reference", "best")
+#: ``range``: the index is where a figure lies between the group's worst (0) and best (1) figure (issue 19).
+INDEX_BASES = ("reference", "best", "range")
+#: How ratings are shown: letters A-E, or 1-5 stars (5 = A) as the AI Energy Score shows them.
+DISPLAYS = ("letters", "stars")
 
 _TOP_KEYS = {"name", "version", "description", "compound", "index_base", "reference", "tasks", "calibration",
-             "allow_partial", "zero_division_index"}
-_TASK_KEYS = {"reference", "metrics"}
+             "allow_partial", "zero_division_index", "display"}
+_TASK_KEYS = {"reference", "metrics", "match"}
 _METRIC_KEYS = {"key", "label", "unit", "direction", "weight", "boundaries", "quantiles", "value", "scale", "times",
                 "method", "from_task", "fallback", "per", "divisor"}
 
@@ -93,11 +97,16 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """The metrics of one task (``inference``, ``training``) and its reference model (None: best of each group)."""
+    """The metrics of one task (``inference``, ``training``) and its reference model (None: best of each group).
+
+    ``match``: the record paths and texts that select the task's records (:mod:`mlee.rating.taskmatch`); None:
+    the records whose ``task`` is the task's name.
+    """
 
     name: str
     reference: str | None
     metrics: tuple[MetricSpec, ...]
+    match: Conditions | None = None
 
     def metric(self, key: str) -> MetricSpec:
         for metric in self.metrics:
@@ -107,7 +116,10 @@ class TaskSpec:
                          f"metrics: {', '.join(m.key for m in self.metrics)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reference": self.reference, "metrics": [m.to_dict() for m in self.metrics]}
+        data: dict[str, Any] = {"reference": self.reference, "metrics": [m.to_dict() for m in self.metrics]}
+        if self.match is not None:  # only when set, so that the hashes of existing specs stay the same
+            data["match"] = dict(self.match)
+        return data
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,7 @@ class Spec:
         source: Where it was loaded from (``preset:mlee`` or a path); not part of the hash.
         allow_partial: Rate runs whose energy covers only part of the run (``partial`` in results.json);
             false by default, and then such runs are left out of the rating.
+        display: ``letters`` (A-E) or ``stars`` (rated records then carry ``stars``: 5 for A ... 1 for E).
     """
 
     name: str
@@ -139,10 +152,16 @@ class Spec:
     zero_division_index: float | None = None
     source: str = ""
     allow_partial: bool = False
+    display: str = "letters"
 
     @property
     def task_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.tasks)
+
+    @functools.cached_property
+    def task_of(self) -> Any:
+        """A function from a database record to the name of the task that rates it, or None."""
+        return task_router([(t.name, t.match) for t in self.tasks])
 
     def task(self, name: str) -> TaskSpec:
         """The spec of task ``name``; UsageError listing the spec's tasks when it has none."""
@@ -164,6 +183,8 @@ class Spec:
             data["allow_partial"] = True
         if self.zero_division_index is not None:
             data["zero_division_index"] = self.zero_division_index
+        if self.display != "letters":
+            data["display"] = self.display
         return data
 
     @functools.cached_property
@@ -182,7 +203,7 @@ def spec_hash(canonical: dict[str, Any]) -> str:
 
 
 def load_spec(name_or_path: str | Path | Spec | dict[str, Any] | None = None) -> Spec:
-    """Load a preset by name (``mlee``, ``mlee-2022``, ``relative``; default ``mlee``), a JSON/TOML file, or a dict.
+    """Load a preset by name (:data:`PRESETS`; default ``mlee``), a JSON/TOML file, or a dict.
 
     Raises:
         UsageError: an unknown preset name, a missing file, or a spec whose content is invalid (the message names
@@ -237,12 +258,15 @@ def spec_from_dict(data: dict[str, Any], source: str = "") -> Spec:
     allow_partial = data.get("allow_partial", False)
     if not isinstance(allow_partial, bool):
         raise UsageError(f"{where}allow_partial must be true or false, got {allow_partial!r}")
+    display = data.get("display", "letters")
+    if display not in DISPLAYS:
+        raise UsageError(f"{where}display must be one of {', '.join(DISPLAYS)}, got {display!r}")
     zero_index = data.get("zero_division_index")
     if zero_index is not None and (isinstance(zero_index, bool) or zero_index != 0):
         raise UsageError(f"{where}zero_division_index must be null or 0, got {zero_index!r}", "0: as the 2022 code")
     return Spec(name=name, version=version, description=description, compound=compound_mode, index_base=index_base,
                 tasks=tasks, calibration=calibration, source=source, allow_partial=allow_partial,
-                zero_division_index=None if zero_index is None else 0.0)
+                zero_division_index=None if zero_index is None else 0.0, display=display)
 
 
 def _task(name: str, data: Any, default_ref: Any, index_base: str, where: str) -> TaskSpec:
@@ -256,7 +280,7 @@ def _task(name: str, data: Any, default_ref: Any, index_base: str, where: str) -
             raise UsageError(f"{where}{field}.reference is missing: name the reference model (e.g. ResNet101)",
                              "or set index_base to \"best\" to rate against the best model of each group")
     elif reference is not None:
-        raise UsageError(f"{where}{field}.reference must be absent when index_base is \"best\"")
+        raise UsageError(f"{where}{field}.reference must be absent when index_base is \"{index_base}\"")
     metrics_data = data.get("metrics")
     if isinstance(metrics_data, dict):
         items = list(metrics_data.items())
@@ -277,7 +301,8 @@ def _task(name: str, data: Any, default_ref: Any, index_base: str, where: str) -
     metrics = tuple(_metric(key, mdata, f"{field}.metrics.{key}", where) for key, mdata in items)
     if not any(m.weight > 0 for m in metrics):
         raise UsageError(f"{where}{field}.metrics: every weight is 0", "give at least one metric a positive weight")
-    return TaskSpec(name=name, reference=reference, metrics=metrics)
+    match = parse_match(data.get("match"), field, where)
+    return TaskSpec(name=name, reference=reference, metrics=metrics, match=match)
 
 
 def _metric(key: str, data: Any, field: str, where: str) -> MetricSpec:

@@ -41,12 +41,12 @@ class Report:
 
 
 def _ratable_pairs(db: Mapping[str, Any], spec: Any) -> list[tuple[str, str]]:
-    tasks = set(spec.task_names)
     pairs = set()
     for r in db.get("records") or []:
-        if (isinstance(r, dict) and r.get("task") in tasks and isinstance(r.get("model"), str)
+        task = spec.task_of(r) if isinstance(r, dict) else None  # a transformers run's own task (issue 19)
+        if (task is not None and isinstance(r.get("model"), str)
                 and isinstance(r.get("environment"), str) and r.get("status", "completed") == "completed"):
-            pairs.add((r["task"], r["environment"]))
+            pairs.add((task, r["environment"]))
     return sorted(pairs)
 
 
@@ -84,12 +84,11 @@ def _unrated_note(db: Mapping[str, Any], rated: Sequence[Mapping[str, Any]], spe
     for r in rated:
         record = r.get("record") or {}
         used.update(str(i) for i in (record.get("ids") if isinstance(record.get("ids"), list) else [r.get("id")]))
-    tasks = set(spec.task_names)
     left_out, unratable = 0, {}
     for r in db.get("records") or []:
         if not isinstance(r, dict) or str(r.get("id")) in used:
             continue
-        if (r.get("task") in tasks and isinstance(r.get("model"), str)
+        if (spec.task_of(r) is not None and isinstance(r.get("model"), str)
                 and r.get("status", "completed") == "completed"):
             left_out += 1
         else:

@@ -11,6 +11,7 @@ from typing import Any
 
 from mlee.fsutil import finite
 from mlee.rating.core import COLOURS
+from mlee.report.hfblock import hf_block
 from mlee.report.traces import record_traces
 
 
@@ -41,7 +42,8 @@ def page_spec(spec: Any, rated: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                             "weight": m.weight, "boundaries": bounds})
         tasks[task.name] = {"reference": task.reference, "metrics": metrics}
     return {"name": spec.name, "version": spec.version, "sha256": spec.sha256, "compound": spec.compound,
-            "index_base": spec.index_base, "zero_division_index": spec.zero_division_index, "tasks": tasks}
+            "index_base": spec.index_base, "zero_division_index": spec.zero_division_index, "tasks": tasks,
+            "display": spec.display}
 
 
 def _backend_text(backend: Any) -> str:
@@ -105,6 +107,7 @@ def page_record(rated: Mapping[str, Any], spec_tasks: Mapping[str, Any], label: 
         "py": {"compound": str(rated.get("compound") or ""), "rating": letters},
         "label": dict(label) if label is not None else None,
         "traces": traces,
+        "transformers": hf_block(record),  # issue 19: per-token figures and phases (None for other runs)
     }
 
 

@@ -170,7 +170,8 @@ def local_audio(path: Path, extractor: Any, n: int | None, rate_hz: int) -> Quer
         if rate != rate_hz:
             raise UsageError(f"{f} is sampled at {rate} Hz, the model expects {rate_hz} Hz",
                              fix=f"resample it, e.g. ffmpeg -i IN -ar {rate_hz} OUT.wav")
-        if extractor is not None:
+        if extractor is not None and "input_values" in getattr(extractor, "model_input_names", ()):
+            # CTC models take the normalised waveform; Whisper's log-mel features are made per batch.
             wav = extractor(wav, sampling_rate=rate_hz, return_tensors="np")["input_values"][0]
         items.append(wav)
     return Queries("audio", items, False, str(path), {"files": len(files), "sampling_rate_hz": rate_hz})

@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from mlee.errors import MleeError, UsageError
-from mlee.runners import hf_figures, hf_inputs, stats
+from mlee.runners import hf_figures, hf_inputs, hf_seq2seq, stats
 from mlee.runners.engine import check_reachable, parse_device
 
 DTYPES = ("float32", "float16", "bfloat16")
 #: Suffixes of ``config.architectures`` and the task they imply when ``--task`` is not given.
 _ARCH_TASKS = (("ForCausalLM", "text-generation"), ("LMHeadModel", "text-generation"),
                ("ForSequenceClassification", "text-classification"),
-               ("ForImageClassification", "image-classification"), ("ForCTC", "automatic-speech-recognition"))
+               ("ForImageClassification", "image-classification"), ("ForCTC", "automatic-speech-recognition"),
+               ("WhisperForConditionalGeneration", "automatic-speech-recognition"))
 _AUTO_CLASSES = {"text-generation": "AutoModelForCausalLM", "text-classification": "AutoModelForSequenceClassification",
                  "image-classification": "AutoModelForImageClassification",
                  "automatic-speech-recognition": "AutoModelForCTC"}
@@ -120,7 +121,8 @@ def load_model(source: str, task: str | None, dtype: str, device: str, threads: 
     kind, index = parse_device(device)
     where = torch.device("cpu" if kind == "cpu" else f"cuda:{index or 0}")
     torch_dtype = getattr(torch, dtype)
-    model = getattr(transformers, _AUTO_CLASSES[task]).from_pretrained(source, dtype=torch_dtype).to(where).eval()
+    auto = _AUTO_CLASSES[task] if not hf_seq2seq.is_seq2seq(config) else "AutoModelForSpeechSeq2Seq"  # Whisper
+    model = getattr(transformers, auto).from_pretrained(source, dtype=torch_dtype).to(where).eval()
     tokenizer = _optional(transformers.AutoTokenizer, source) if task.startswith("text") else None
     processor = None
     if task == "image-classification":
@@ -164,6 +166,9 @@ def make_batches(hf: HfModel, queries: hf_inputs.Queries, batch_size: int) -> li
         elif queries.kind == "image":
             batch = {"pixel_values": torch.from_numpy(np.stack(part)).to(hf.dtype)}
             tokens = 0
+        elif hf_seq2seq.is_seq2seq(hf.model.config):
+            batch = {"input_features": torch.from_numpy(hf_seq2seq.features(hf.processor, part)).to(hf.dtype)}
+            tokens = 0
         else:
             values, _mask = hf_inputs.pad_audio(part)
             batch = {"input_values": torch.from_numpy(values).to(hf.dtype)}
@@ -204,6 +209,8 @@ def prefill(hf: HfModel, batch: dict) -> tuple[Any, Any, Any, Any]:
     """The prompts of ``batch`` through the model: (first new tokens, cache, attention mask, next positions)."""
     import torch
 
+    if hf_seq2seq.is_seq2seq(hf.model.config):
+        return hf_seq2seq.prefill(hf.model, batch["input_features"])
     mask = batch["attention_mask"]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.inference_mode():
@@ -228,6 +235,8 @@ def decode(hf: HfModel, state: tuple[Any, Any, Any, Any], steps: int) -> Any:
     """``steps`` greedy steps from the KV cache (EOS does not stop: every query makes the same number of tokens)."""
     import torch
 
+    if hf_seq2seq.is_seq2seq(hf.model.config):
+        return hf_seq2seq.decode(hf.model, state, steps, _cache_argument(hf.model))
     token, cache, mask, position = state
     tokens = [token]
     cache_arg = _cache_argument(hf.model)
@@ -288,7 +297,10 @@ def infer(m: Any, model: str, options: Any, progress: Any = None) -> None:
     with m.window("data", measured=False):
         queries = make_queries(hf, options, options.planned_samples() or options.batch_size)
         batches = make_batches(hf, queries, options.batch_size)
-    generating = hf.task == "text-generation"
+    generating = hf.task == "text-generation" or hf_seq2seq.is_seq2seq(hf.model.config)  # Whisper decodes text
+    if generating and options.per_layer and hf.task != "text-generation":
+        raise UsageError("--per-layer does not break sequence-to-sequence models (Whisper) down yet",
+                         fix="leave out --per-layer")
     n = queries.n
     input_tokens = sum(b["_tokens"] for b in batches)
     output_tokens = n * options.max_new_tokens if generating else 0
@@ -326,6 +338,8 @@ def infer(m: Any, model: str, options: Any, progress: Any = None) -> None:
                            "decode": hf_figures.phase_block(decodes, [output_tokens - n] * len(decodes))}
     m.add_results(per_sample=per_sample, repeats=repeats, transformers=block)
     if options.per_layer:
+        from mlee.runners.hf_layers import per_layer
+
         m.add_results(per_layer=per_layer(m, hf, batches))
 
 
@@ -339,7 +353,7 @@ def figures_block(hf: HfModel, options: Any, queries: hf_inputs.Queries, windows
     return {
         "task": hf.task, "source": hf.source, "architecture": (hf.model.config.architectures or [None])[0],
         "dtype": options.dtype, "batch_size": options.batch_size,
-        "max_new_tokens": options.max_new_tokens if hf.task == "text-generation" else None,
+        "max_new_tokens": options.max_new_tokens if output_tokens else None,
         "inputs": {"synthetic": queries.synthetic, "source": queries.source, "kind": queries.kind, **queries.info},
         "queries": queries.n, "input_tokens": input_tokens, "output_tokens": output_tokens,
         "per_query": hf_figures.per_unit(energies, methods, [queries.n] * len(windows)),
@@ -348,51 +362,3 @@ def figures_block(hf: HfModel, options: Any, queries: hf_inputs.Queries, windows
         "tokens_per_s": (tokens * len(windows) / total_s) if tokens and total_s > 0 else None,
         "latency": hf_figures.latency_block(latencies),
     }
-
-
-def per_layer(m: Any, hf: HfModel, batches: list[dict]) -> dict:
-    """The ``per_layer`` block: one forward pass per batch timed layer by layer in an unmeasured window."""
-    from mlee.runners.layers import profile_layers
-
-    first_input = {"text": "input_ids", "image": "pixel_values", "audio": "input_values"}
-    key = next(k for k in first_input.values() if k in batches[0])
-    breakdown = profile_layers(hf.model, [(b[key],) for b in batches], m, "per-layer", device=str(hf.device))
-    breakdown["categories"] = layer_categories(breakdown["layers"])
-    return breakdown
-
-
-#: Layer categories by the type or name of a module (first match wins), as the breakdown groups them.
-_CATEGORIES = (("attention", ("attention", "attn", "selfattn")), ("embedding", ("embedding", "wte", "wpe")),
-               ("norm", ("norm", "ln_")), ("mlp", ("mlp", "intermediate", "feedforward", "feed_forward", "ffn")),
-               ("head", ("lm_head", "classifier", "pooler", "score", "head")))
-
-
-def _category(layer: dict) -> str | None:
-    if layer.get("name") == "(model)":
-        return None  # the whole model's own work (its type names the head it carries: GPT2LMHeadModel)
-    text = f"{layer.get('type', '')} {str(layer.get('name', '')).rsplit('.', 1)[-1]}".lower()
-    for category, needles in _CATEGORIES:
-        if any(n in text for n in needles):
-            return category
-    return None
-
-
-def layer_categories(layers: list[dict]) -> dict:
-    """Energy and time of the layers summed per category: attention, mlp, embedding, norm, head, other.
-
-    A layer falls in its own category, else its nearest named ancestor's (a Linear inside an attention block is
-    attention), else ``other``. The layers' figures are their own (children excluded), so nothing counts twice.
-    Units: ``energy_j`` joules, ``time_s`` seconds.
-    """
-    own = {str(layer.get("name")): _category(layer) for layer in layers}
-    totals: dict[str, dict] = {}
-    for layer in layers:
-        name = str(layer.get("name"))
-        parts = name.split(".")
-        category = next((own.get(".".join(parts[:i])) for i in range(len(parts), 0, -1)
-                         if own.get(".".join(parts[:i]))), None) or "other"
-        slot = totals.setdefault(category, {"energy_j": 0.0, "time_s": 0.0, "layers": 0})
-        slot["energy_j"] += float(layer.get("energy_j") or 0.0)
-        slot["time_s"] += float(layer.get("time_s") or 0.0)
-        slot["layers"] += 1
-    return dict(sorted(totals.items()))

@@ -106,6 +106,12 @@
     if (groups.size !== 1) return null;
     const ref = state.rated.refs[[...groups][0]];
     const rv = ref ? ref[m.key] : null;
+    if (rv && typeof rv === "object") {  /* index_base "range": the band edges are figures already */
+      const e = R.valueBoundaries(rv, b, m.higher_is_better);
+      const edges = m.higher_is_better ? [Infinity, ...e, -Infinity] : [0, ...e, Infinity];
+      return idxBands.map((bd, k) => ({ lo: Math.min(edges[k], edges[k + 1]), hi: Math.max(edges[k], edges[k + 1]),
+        r: bd.r }));
+    }
     if (typeof rv !== "number" || !isFinite(rv) || rv <= 0) return null;
     return idxBands.map((bd) => {
       if (m.higher_is_better) return { lo: bd.lo * rv, hi: bd.hi * rv, r: bd.r };

@@ -54,6 +54,10 @@
   /* The index boundaries as figures in the metric's unit for a group whose base value is `base`
    * (mlee.rating.core.value_boundaries): b * base, or base / b for lower-is-better (null for b = 0). */
   function valueBoundaries(base, boundaries, higherIsBetter) {
+    if (base && typeof base === "object") {  /* index_base "range": the edges of the five bands */
+      const span = base.hi - base.lo;
+      return boundaries.map((b) => (higherIsBetter ? base.lo + b * span : base.hi - b * span));
+    }
     if (!finite(base) || base < 0) return null;
     return boundaries.map((b) => (higherIsBetter ? b * base : (b > 0 ? base / b : null)));
   }
@@ -152,9 +156,31 @@
     return x < y ? -1 : x > y ? 1 : 0;
   }
 
+  /* index_base "range" (mlee.rating.groups.range_column): per metric the group's smallest and largest figure. */
+  function rangeBases(task, members) {
+    const out = {};
+    for (const m of task.metrics) {
+      const vals = members.map((r) => r.values[m.key]).filter((v) => finite(v) && v >= 0);
+      out[m.key] = vals.length ? { lo: Math.min(...vals), hi: Math.max(...vals) } : null;
+    }
+    return out;
+  }
+
+  /* Where a figure lies between the group's worst (0) and best (1) figure; 1 for a group without spread. */
+  function rangeIndex(value, base, higherIsBetter) {
+    if (!finite(value) || value < 0 || !base) return null;
+    const span = base.hi - base.lo;
+    if (span === 0 || !isFinite(span)) return 1;
+    return higherIsBetter ? (value - base.lo) / span : (base.hi - value) / span;
+  }
+
+  /* Stars of a rating number (the ai-energy-score preset's display): 5 for A ... 1 for E. */
+  function starText(number) { return "\u2605".repeat(5 - number) + "\u2606".repeat(number); }
+
   /* Per metric, the value indices are taken against (mlee.rating.rate._bases): the reference model's
    * (the first by backend name where a group holds it twice), or the group's best value. */
   function bases(task, indexBase, members) {
+    if (indexBase === "range") return rangeBases(task, members);
     if (indexBase === "reference") {
       const refs = members.filter((r) => r.model === task.reference).sort(byBackend);
       return refs.length ? refs[0].values : null;
@@ -190,7 +216,8 @@
       const base = refs[groupKey(rec)] || {};
       const ratings = [], weights = [];
       for (const m of task.metrics) {
-        const idx = indexOf(rec.values[m.key], base[m.key], m.higher_is_better, spec.zero_division_index);
+        const idx = spec.index_base === "range" ? rangeIndex(rec.values[m.key], base[m.key], m.higher_is_better)
+          : indexOf(rec.values[m.key], base[m.key], m.higher_is_better, spec.zero_division_index);
         const r = rateIndex(idx, m.boundaries);
         out.index[m.key] = idx;
         out.rating[m.key] = r;
@@ -230,6 +257,7 @@
     return out;
   }
 
-  global.MleeRating = { LETTERS, MODES, fsum, indexOf, valueBoundaries, rateIndex, compound, rateRecords, groupKey,
+  global.MleeRating = { LETTERS, MODES, fsum, indexOf, rangeIndex, starText, valueBoundaries, rateIndex, compound,
+    rateRecords, groupKey,
     adjustedSpecFile };
 })(window);

@@ -21,8 +21,12 @@
 
   function option(select, value, label) { select.appendChild(h("option", { value: value, text: label })); }
 
+  /* "letters" or "stars" (the spec's display, set by header() when the page loads). */
+  let display = "letters";
+
   function chip(letter, colors) {
-    const s = h("span", { class: "chip", text: letter });
+    const number = R.LETTERS.indexOf(letter);
+    const s = h("span", { class: "chip", text: display === "stars" && number >= 0 ? R.starText(number) : letter });
     s.style.background = colors[R.LETTERS.indexOf(letter)];
     return s;
   }
@@ -33,6 +37,7 @@
   }
 
   function header(data) {
+    display = data.spec.display || "letters";
     document.getElementById("title").textContent = data.title;
     document.title = data.title;
     const s = data.spec;
@@ -55,7 +60,8 @@
   function boundsText(m) {
     if (!m.bounds) return "";
     const op = m.higher ? ">" : "<";
-    return m.bounds.map((b, k) => (b === null ? "" : `${R.LETTERS[k]} ${op} ${C.fmt(b)}`)).filter((x) => x)
+    const name = (k) => (display === "stars" ? `${5 - k}\u2605` : R.LETTERS[k]);
+    return m.bounds.map((b, k) => (b === null ? "" : `${name(k)} ${op} ${C.fmt(b)}`)).filter((x) => x)
       .join(" · ") + (m.unit ? " " + m.unit : "");
   }
 
@@ -224,6 +230,33 @@
     return shown.length;
   }
 
+  /* Issue 19: a transformers run's per-token figures and its prefill and decode phases (unrated). */
+  function tokenFigures(box, hf) {
+    const head = "Per query and per token" + (hf.task ? ` (${hf.task}${hf.dtype ? ", " + hf.dtype : ""})` : "");
+    box.appendChild(h("h4", { text: head }));
+    const figures = h("table", { class: "metrics tokens" });
+    for (const f of hf.figures) {
+      figures.appendChild(h("tr", null, [h("td", { text: f.label }),
+        h("td", { class: "num", text: valueText(f.value, f.unit, f.method) }),
+        h("td", { class: "muted", text: f.method || "" })]));
+    }
+    box.appendChild(figures);
+    if (!hf.phases.length) return;
+    box.appendChild(h("h4", { text: "Phases (per repeat)" }));
+    const phases = h("table", { class: "metrics phases" });
+    phases.appendChild(h("tr", null, ["Phase", "Energy", "Time", "Tokens", "Energy/token", "Tokens/s"].map(
+      (c) => h("th", { text: c }))));
+    const num = (v, unit) => (v === null || v === undefined ? "n/a" : C.fmt(v) + (unit ? " " + unit : ""));
+    for (const p of hf.phases) {
+      phases.appendChild(h("tr", { "data-phase": p.name }, [h("td", { text: p.name }),
+        h("td", { class: "num", text: valueText(p.energy_j, "J", p.method) }),
+        h("td", { class: "num", text: num(p.duration_s, "s") }), h("td", { class: "num", text: num(p.tokens, "") }),
+        h("td", { class: "num", text: num(p.energy_per_token_j, "J") }),
+        h("td", { class: "num", text: num(p.tokens_per_s, "") })]));
+    }
+    box.appendChild(phases);
+  }
+
   function detail(box, info, data) {
     clear(box);
     const section = document.getElementById("detail-section");
@@ -249,6 +282,7 @@
       box.appendChild(h("p", { class: "muted", text: "Not measured: counted as E in the compound rating, so a " +
         "rating never claims what nobody measured." }));
     }
+    if (rec.transformers) tokenFigures(box, rec.transformers);
     if (rec.label) {
       const fig = h("figure", { class: "label big" });
       if (rec.label.img) fig.appendChild(h("img", { src: rec.label.img, alt: `Energy label of ${rec.model}` }));
