@@ -101,13 +101,13 @@ def held_out(data: Path, kinds: list[str], seeds: int, fraction: float = 0.3) ->
 
     points, _, records = load_points(data)
     tables: dict[bool, dict[tuple[str, str, str], list[float]]] = {True: {}, False: {}}
-    cols = [c for k in kinds for c in (f"{k}:raw-power", k)]
+    cols = [c for k in kinds for c in (f"{k}:before", k)]
     for col in cols:
-        model_type, _, raw = col.partition(":")
+        model_type, _, before = col.partition(":")
         for seed in range(seeds):
             train, test = split_points(points, fraction, seed)
             probes = probes_from_records(records, {p.record_id for p in train})
-            predictor = fit_predictor(train, model_type, probe_s=probes, background=not raw)
+            predictor = fit_predictor(train, model_type, probe_s=probes, background=not before)
             for drift, table in tables.items():
                 for s in evaluate(predictor, test, drift=drift):
                     if s.mape is not None:
@@ -117,7 +117,7 @@ def held_out(data: Path, kinds: list[str], seeds: int, fraction: float = 0.3) ->
     cols.append("constant")
     for drift, table in tables.items():
         print(f"held out {fraction:g} of every kind's points of {data}, {seeds} seed(s); median MAPE "
-              + ("(measured runtimes at the reference probe speed, powers at the reference background):" if drift
+              + ("(measured as each predictor was fit: at its probe speed and background):" if drift
                  else "against the raw measured figures (no drift correction):"))
         print(f"{'kind':16} {'target':8} " + " ".join(f"{c:>21}" for c in cols) + "  target <15 % and beats constant")
         for kind in sorted({k for _, k, _ in table}):
