@@ -86,6 +86,26 @@ def _baseline(predictor) -> tuple[float, float | None]:
     return statistics.median(rates), (statistics.median(powers) if powers else None)
 
 
+def _robust_cv(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    med = statistics.median(values)
+    return 1.4826 * statistics.median(abs(v - med) for v in values) / med if med > 0 else None
+
+
+def _stability(points: list) -> None:
+    """Per kind, how settled the profile is: stable points and the robust CV of runtime over repeats."""
+    print("profile stability (robust CV = 1.4826 x MAD / median of a point's repeats, on its clock):")
+    for kind in sorted({p.config.kind for p in points}):
+        mine = [p for p in points if p.config.kind == kind]
+        cvs = sorted(cv for cv in (_robust_cv([c if p.clock == "cpu" and c is not None else w
+                                               for w, c, _ in p.repeats]) for p in mine) if cv is not None)
+        text = (f"median {100 * statistics.median(cvs):.1f} %, 90th percentile {100 * cvs[int(0.9 * (len(cvs) - 1))]:.1f} %"
+                if cvs else "no per-repeat times")
+        print(f"  {kind:16} {len(mine):4} points, {sum(p.stable for p in mine):4} stable; robust CV {text}")
+    print()
+
+
 def held_out(data: Path, kinds: list[str], seeds: int, fraction: float = 0.3) -> None:
     """Median over seeds of held-out MAPE per kind and target, beside the constant baseline.
 
@@ -100,6 +120,7 @@ def held_out(data: Path, kinds: list[str], seeds: int, fraction: float = 0.3) ->
     from mlee.predict.training import fit_predictor, probes_from_records
 
     points, _, records = load_points(data)
+    _stability(points)
     tables: dict[bool, dict[tuple[str, str, str], list[float]]] = {True: {}, False: {}}
     cols = [c for k in kinds for c in (f"{k}:before", k)]
     for col in cols:
