@@ -100,7 +100,8 @@ def _stability(points: list) -> None:
         mine = [p for p in points if p.config.kind == kind]
         cvs = sorted(cv for cv in (_robust_cv([c if p.clock == "cpu" and c is not None else w
                                                for w, c, _ in p.repeats]) for p in mine) if cv is not None)
-        text = (f"median {100 * statistics.median(cvs):.1f} %, 90th percentile {100 * cvs[int(0.9 * (len(cvs) - 1))]:.1f} %"
+        p90 = cvs[int(0.9 * (len(cvs) - 1))] if cvs else None
+        text = (f"median {100 * statistics.median(cvs):.1f} %, 90th percentile {100 * p90:.1f} %"
                 if cvs else "no per-repeat times")
         print(f"  {kind:16} {len(mine):4} points, {sum(p.stable for p in mine):4} stable; robust CV {text}")
     print()
