@@ -78,7 +78,7 @@ def _baseline(predictor) -> tuple[float, float | None]:
     km = predictor.kinds["conv-bn-relu"]
     rates, powers = [], []
     for cfg in grid("conv-bn-relu", "quick"):
-        t = float(km.time_s.model.predict([cfg.feature_vector()])[0])
+        t = float(km.time_s.model.predict([km.vector(cfg)])[0])
         if t > 0:
             rates.append(cfg.features()["macs"] / t)
         if km.power_w is not None:
@@ -116,6 +116,8 @@ def held_out(data: Path, kinds: list[str], seeds: int, fraction: float = 0.3) ->
     :mod:`mlee.predict.background`). A second table scores every column against the raw measured
     runtimes and energies, without any drift correction.
     """
+    from dataclasses import replace
+
     from mlee.predict.evaluate import evaluate, split_points
     from mlee.predict.importers import load_points
     from mlee.predict.training import fit_predictor, probes_from_records
@@ -129,6 +131,8 @@ def held_out(data: Path, kinds: list[str], seeds: int, fraction: float = 0.3) ->
         for seed in range(seeds):
             train, test = split_points(points, fraction, seed)
             probes = probes_from_records(records, {p.record_id for p in train})
+            if before:  # the previous predictor: no cache features, measured powers
+                train = [replace(p, cache_bytes=None) for p in train]
             predictor = fit_predictor(train, model_type, probe_s=probes, background=not before)
             for drift, table in tables.items():
                 for s in evaluate(predictor, test, drift=drift):

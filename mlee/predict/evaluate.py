@@ -57,7 +57,7 @@ def predict_point(km: KindModel, point: Point) -> tuple[float | None, float | No
     Units: seconds per call on the whole batch; watts.
     """
     cfg = point.config
-    time_s = float(km.time_s.model.predict([cfg.feature_vector()])[0])
+    time_s = float(km.time_s.model.predict([km.vector(cfg)])[0])
     if not positive(time_s):
         time_s = float(km.time_s.model.predict([km.clipped(cfg)])[0])
     return (time_s if positive(time_s) else None), km.power_for(cfg)

@@ -16,8 +16,8 @@ from mlee.errors import MleeError, UsageError
 from mlee.fsutil import finite
 from mlee.monitors.base import METHOD_STRENGTH, Method
 from mlee.predict.background import backgrounds, point_background, reference
-from mlee.predict.kernels import KERNEL_KINDS, KIND_FEATURES, KernelConfig
-from mlee.predict.polyfit import PolyModel
+from mlee.predict.kernels import CACHE_KINDS, KERNEL_KINDS, KernelConfig, kind_features
+from mlee.predict.polyfit import PolyModel, extra_features_help
 from mlee.predict.predictor import KindModel, Predictor, Target
 
 #: Degrees tried for runtime and for power (power may well be a constant: degree 0).
@@ -50,6 +50,8 @@ class Point:
     #: :mod:`mlee.predict.background`); None for points without per-window energies (layer data).
     background_w: float | None = None
     power_excess_w: float | None = None
+    #: One core's L2 and the L3 of the machine that measured it, in bytes (None where not recorded).
+    cache_bytes: tuple[int, int] | None = None
 
     def runtime(self, clock: str, probe_ref_s: float | None = None) -> float | None:
         """The median runtime per call on ``clock``; with ``probe_ref_s``, each repeat is first scaled to
@@ -149,6 +151,9 @@ def points_from_records(records: Iterable[dict]) -> tuple[list[Point], list[str]
               "mlee_version": env_info.get("mlee_version"), "device": prof.get("device"),
               "torch_threads": prof.get("torch_threads")}
         clock = prof.get("clock") if prof.get("clock") in ("wall", "cpu") else "wall"
+        caches = cpu.get("cache_bytes") if isinstance(cpu.get("cache_bytes"), dict) else {}
+        l2, l3 = caches.get("l2"), caches.get("l3")
+        cache_pair = (int(l2), int(l3)) if all(isinstance(v, int) and v > 0 for v in (l2, l3)) else None
         levels = backgrounds(rec)
         bad = 0
         for raw in prof.get("points") or []:
@@ -169,7 +174,7 @@ def points_from_records(records: Iterable[dict]) -> tuple[list[Point], list[str]
             points.append(Point(cfg, float(time_s), cpu_time_s, power_w,
                                 raw.get("energy_method") if power_w else None, bool(raw.get("stable")),
                                 str(rec.get("id")), str(rec.get("environment") or ""), fp, clock,
-                                _repeats(raw), *(bg or (None, None))))
+                                _repeats(raw), *(bg or (None, None)), cache_pair))
         if bad:
             notes.append(f"{rec.get('id')}: {bad} malformed point(s) left out")
     return points, notes
@@ -352,9 +357,13 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
         mine = [p for p in use if p.config.kind == kind]
         if not mine:
             continue
+        found = {p.cache_bytes for p in mine}
+        caches = found.pop() if len(found) == 1 and kind in CACHE_KINDS else None  # one machine's caches
         X = np.asarray([p.config.feature_vector() for p in mine], dtype=float)
         y_time = np.asarray([p.runtime(clock, probe_ref) for p in mine])
-        ranges = {n: (float(X[:, i].min()), float(X[:, i].max())) for i, n in enumerate(KIND_FEATURES[kind])}
+        X_cache = np.asarray([p.config.feature_vector(caches) for p in mine]) if caches else X
+        X, caches = (X_cache, caches) if caches and extra_features_help(X, X_cache, y_time, TIME_DEGREES) else (X, None)
+        ranges = {n: (float(X[:, i].min()), float(X[:, i].max())) for i, n in enumerate(kind_features(kind, caches))}
         time_t, time_oof = _fit_target(X, y_time, model_type, TIME_DEGREES)
         with_power = [i for i, p in enumerate(mine) if p.power_w is not None]
         power_t = energy_t = choice = None
@@ -365,7 +374,7 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
             baseline.update(power_w=float(np.median(y_power)), energy_j=float(np.median(y_time * y_power)))
             if time_oof is not None and power_oof is not None:
                 energy_t, choice = _energy_choice(X, y_time * y_power, time_oof * power_oof)
-        kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t, baseline, energy_t, choice)
+        kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t, baseline, energy_t, choice, caches)
     first = use[0]
     basis = {"energy_method": _weakest(p.energy_method for p in use), "environment": first.environment,
              "records": sorted({p.record_id for p in use}), "n_points": len(use), "clock": clock,
