@@ -42,6 +42,8 @@ def _record(kernel_w, background_w, rounds=4, n_configs=24, rid="rec1"):
                        "windows": names[k], "power_w": statistics.median(powers), "energy_method": "estimate",
                        "stable": True})
     return {"id": rid, "kind": "profile", "status": "completed", "environment": "env A", "windows": windows,
+            "environment_info": {"cpu": {"model": "Test CPU", "cache_bytes": {"l1d": 32768, "l2": 1 << 20,
+                                                                           "l3": 32 << 20}}},
             "profile": {"clock": "cpu", "device": "cpu", "points": points}}
 
 
@@ -54,6 +56,7 @@ def test_a_background_jump_is_told_apart_from_the_kernels():
     rec = _record(lambda k: 0.0, _jump)
     points, notes = points_from_records([rec])
     assert not notes and len(points) == 24
+    assert points[0].cache_bytes == (1 << 20, 32 << 20)  # the caches the profile recorded, for the cache features
     raw = sorted({round(p.power_w, 1) for p in points})
     assert raw == [21.7, 24.8]  # by when they were measured, not by what they compute
     for p in points:
