@@ -4,8 +4,9 @@ Stored as JSON data, never a pickle::
 
     {"schema_version": 1, "kind": "mlee-predictor", "model_type": "polynomial" | "gbm",
      "fingerprint": {"cpu_model", "torch_version", "mlee_version", "device", "torch_threads"},
-     "basis": {"energy_method": "estimate", "records": [ids], "environment": "..."},
+     "basis": {"energy_method": "estimate", "records": [ids], "environment": "...", "power_ref_w": 24.9},
      "kernels": {"conv-bn-relu": {"features": [...], "n_points": 60, "ranges": {feature: [min, max]},
+                                  "cache_bytes": {"l2": 1048576, "l3": 33554432} (with the cache features),
                                   "time_s": {"model": {...}, "quality": {...}},
                                   "power_w": {"model": {...}, "quality": {...}} | null}}}
 
