@@ -177,6 +177,8 @@ def main() -> int:
     ap.add_argument("--held-out-only", action="store_true", help="only the held-out kernel figures")
     ap.add_argument("--seeds", type=int, default=5, help="held-out splits to take the median over")
     ap.add_argument("--kinds", default="polynomial,auto", help="predictor kinds compared on held-out kernels")
+    ap.add_argument("--compare", type=Path, help="a second predictor (e.g. the previous one) scored against the "
+                                                 "same measurements, side by side")
     args = ap.parse_args()
     if args.held_out is not None:
         held_out(args.held_out, args.kinds.split(","), args.seeds)
@@ -198,6 +200,7 @@ def main() -> int:
     clock = args.clock or ("cpu" if args.threads == 1 else "wall")
     path = args.predictor if args.predictor is not None else _profile(out_dir, args.threads, clock)
     predictor = _load(path)
+    other = _load(args.compare) if args.compare is not None else None
     clock = predictor.basis.get("clock") or "wall"  # compare on the clock the predictor was fit on
     models = args.models.split(",") if args.models else (REDUCED if args.reduced else MODELS)
     settings = replace(MODEL_SETTINGS, clock=clock)
@@ -210,13 +213,15 @@ def main() -> int:
           f"{os.cpu_count()} CPUs")
     print(f"baseline: runtime = MACs / {macs_per_s / 1e9:.3g} GMAC/s, power {base_w or float('nan'):.3g} W")
     header = (f"{'model':20} {'pred ms':>9} {'meas ms':>9} {'err':>7} {'base err':>8} {'drift':>6} {'corr err':>8}   "
-              f"{'pred J':>8} {'meas J':>8} {'err':>7} {'base err':>8}  layers")
+              f"{'pred J':>8} {'meas J':>8} {'err':>7} {'base err':>8}"
+              + (f" {'cmp t':>7} {'cmp E':>7}" if other else "") + "  layers")
     print(header)
     rows = []
     for name in models:
         ref = resolve_model(name)
         dec = decompose(build_model(ref, "meta"), (args.batch_size, 3, ref.input_size, ref.input_size), ref.name)
         pred = predict_model(predictor, dec)
+        prev = predict_model(other, dec) if other is not None else None
         measured = measure_model(ref, args.batch_size, settings, str(out_dir), threads=args.threads)
         meas = measured["per_sample"]
         speed = drift(measured["probe_s"], predictor.basis.get("probe_ref_s"))
@@ -228,7 +233,8 @@ def main() -> int:
                "t_err": _ape(pred.per_sample_time_ms, meas_ms), "t_base": _ape(base_ms, meas_ms), "drift": speed,
                "t_corr": _ape(pred.per_sample_time_ms * speed, meas_ms) if speed else None,
                "e_err": _ape(pred.per_sample_energy_j, meas["energy_j"]), "e_base": _ape(base_j, meas["energy_j"]),
-               "counts": pred.counts()}
+               "t_cmp": _ape(prev.per_sample_time_ms, meas_ms) if prev else None,
+               "e_cmp": _ape(prev.per_sample_energy_j, meas["energy_j"]) if prev else None, "counts": pred.counts()}
         rows.append(row)
 
         def pct(v: float | None) -> str:
@@ -240,7 +246,8 @@ def main() -> int:
         print(f"{row['model']:20} {row['pred_ms']:9.4g} {row['meas_ms']:9.4g} {pct(row['t_err'])} "
               f"{pct(row['t_base']):>8} {speed or float('nan'):6.2f} {pct(row['t_corr']):>8}   "
               f"{num(row['pred_j'])} {num(row['meas_j'])} {pct(row['e_err'])} "
-              f"{pct(row['e_base']):>8}  {row['counts']}", flush=True)
+              f"{pct(row['e_base']):>8}" + (f" {pct(row['t_cmp'])} {pct(row['e_cmp'])}" if other else "")
+              + f"  {row['counts']}", flush=True)
 
     def mape(key: str) -> float | None:
         vals = [r[key] for r in rows if r[key] is not None]
@@ -249,6 +256,10 @@ def main() -> int:
     t_mape, t_base, e_mape, e_base = mape("t_err"), mape("t_base"), mape("e_err"), mape("e_base")
     t_corr = mape("t_corr")
     load_after = os.getloadavg()
+    if other is not None and mape("t_cmp") is not None:
+        e_cmp = mape("e_cmp")
+        print(f"compared predictor {args.compare}: runtime MAPE {100 * mape('t_cmp'):.1f} %, energy MAPE "
+              + (f"{100 * e_cmp:.1f} %" if e_cmp is not None else "n/a") + " on the same measurements")
     print(f"runtime MAPE {100 * t_mape:.1f} % (baseline {100 * t_base:.1f} %, ratio {t_mape / t_base:.2f}) "
           f"over {len(rows)} models; target < 15 %: {'met' if t_mape < 0.15 else 'NOT met'}")
     if t_corr is not None:
