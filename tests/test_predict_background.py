@@ -9,7 +9,7 @@ import pytest
 from mlee.predict import background
 from mlee.predict.evaluate import evaluate
 from mlee.predict.kernels import KernelConfig
-from mlee.predict.training import fit_predictor, points_from_records
+from mlee.predict.training import fit_predictor, points_from_records, replacement_warnings
 
 
 def _record(kernel_w, background_w, rounds=4, n_configs=24, rid="rec1"):
@@ -86,6 +86,9 @@ def test_held_out_energy_tracks_runtime_once_the_background_is_removed():
     # the previous behaviour (measured powers fit and scored) carries the jump into the energy error
     before = {s.target: s for s in evaluate(fit_predictor(train, background=False), test) if s.kind == "fc"}
     assert before["energy"].mape > 0.05 and before["runtime"].mape < 1e-6
+    # the background-free power is one constant: the median replaces the degree-0 fit without a warning
+    assert fit_predictor(train).kinds["fc"].power_w.quality["model"] == "constant"
+    assert replacement_warnings(fit_predictor(train)) == []
     assert fit_predictor(train).basis["power_ref_w"] == pytest.approx(background.reference(
         p.background_w for p in train))
 

@@ -293,7 +293,7 @@ def replacement_warnings(predictor: Predictor) -> list[str]:
     for kind, km in sorted(predictor.kinds.items()):
         for name, target in (("runtime", km.time_s), ("power", km.power_w)):
             q = target.quality if target else {}
-            if q.get("replaced"):
+            if q.get("replaced") not in (None, "linear-0"):  # a constant replaced by the median: nothing lost
                 cv = q.get("replaced_cv_rmspe")
                 cv_text = "no CV error" if cv is None else f"CV RMSPE {100 * cv:.3g} %"
                 out.append(f"{kind} {name}: {q['replaced']} ({cv_text}) does not beat the constant median "
