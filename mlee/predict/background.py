@@ -15,8 +15,8 @@ in time (itself included) within its experiment folder; its *excess* is its powe
 background: what this configuration draws beyond its neighbours (about 0 W under an estimate, where
 one thread's power does not depend on the kernel; the kernel's own dependence on its shape with a
 RAPL counter). A point's power at a reference background is then its median excess plus the
-reference (:func:`at_reference`): the median background of the points fit (``power_ref_w`` in a
-predictor's basis), as runtimes are scaled to a reference speed-probe time.
+reference (:func:`at_reference`): the quietest background of the points fit (:func:`reference`,
+``power_ref_w`` in a predictor's basis), as runtimes are scaled to a reference speed-probe time.
 
 Pure Python; no numpy.
 """
@@ -81,10 +81,21 @@ def point_background(levels: Mapping[str, tuple[float, float]], windows: Iterabl
             statistics.median(p - b for b, p in found))  # type: ignore[union-attr]
 
 
+#: The reference background is this quantile of the points' backgrounds: the quietest state of the machine
+#: the profile saw, robust to a few odd windows.
+REFERENCE_QUANTILE = 0.1
+
+
 def reference(values: Iterable[float | None]) -> float | None:
-    """The median of the known backgrounds (None without any). Units: watts."""
-    known = [float(v) for v in values if v is not None and finite(v) and v > 0]
-    return statistics.median(known) if known else None
+    """The quietest background of the known ones (their :data:`REFERENCE_QUANTILE`; None without any).
+
+    Other processes' load is not the kernel's: a workload's energy is wanted as on a machine doing
+    nothing else, and the quietest background the profile saw is the nearest to that it knows.
+
+    Units: watts.
+    """
+    known = sorted(float(v) for v in values if v is not None and finite(v) and v > 0)
+    return known[int(REFERENCE_QUANTILE * (len(known) - 1))] if known else None
 
 
 def at_reference(power_w: float | None, excess_w: float | None, ref_w: float | None) -> float | None:

@@ -331,7 +331,7 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
             their median (``probe_ref_s`` in the basis): each repeat is scaled by the reference probe time
             over the probe time of its round, so a machine that slowed down during the profile does not
             bend the fit. Checks of a prediction compare against the probe's time then.
-        background: Fit powers at the reference background (the points' median, ``power_ref_w`` in the
+        background: Fit powers at the reference background (the points' quietest, ``power_ref_w`` in the
             basis) where points know theirs (:mod:`mlee.predict.background`); False fits the measured powers.
 
     Raises:
