@@ -78,7 +78,7 @@ def _baseline(predictor) -> tuple[float, float | None]:
     km = predictor.kinds["conv-bn-relu"]
     rates, powers = [], []
     for cfg in grid("conv-bn-relu", "quick"):
-        t = float(km.time_s.model.predict([cfg.feature_vector()])[0])
+        t = float(km.time_s.model.predict([km.vector(cfg)])[0])
         if t > 0:
             rates.append(cfg.features()["macs"] / t)
         if km.power_w is not None:
@@ -86,35 +86,77 @@ def _baseline(predictor) -> tuple[float, float | None]:
     return statistics.median(rates), (statistics.median(powers) if powers else None)
 
 
+def _robust_cv(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    med = statistics.median(values)
+    return 1.4826 * statistics.median(abs(v - med) for v in values) / med if med > 0 else None
+
+
+def _stability(points: list) -> None:
+    """Per kind, how settled the profile is: stable points and the robust CV of runtime over repeats."""
+    print("profile stability (robust CV = 1.4826 x MAD / median of a point's repeats, on its clock):")
+    for kind in sorted({p.config.kind for p in points}):
+        mine = [p for p in points if p.config.kind == kind]
+        cvs = sorted(cv for cv in (_robust_cv([c if p.clock == "cpu" and c is not None else w
+                                               for w, c, _ in p.repeats]) for p in mine) if cv is not None)
+        p90 = cvs[int(0.9 * (len(cvs) - 1))] if cvs else None
+        text = (f"median {100 * statistics.median(cvs):.1f} %, 90th percentile {100 * p90:.1f} %"
+                if cvs else "no per-repeat times")
+        print(f"  {kind:16} {len(mine):4} points, {sum(p.stable for p in mine):4} stable; robust CV {text}")
+    print()
+
+
 def held_out(data: Path, kinds: list[str], seeds: int, fraction: float = 0.3) -> None:
-    """Median over seeds of held-out MAPE per kind and target, beside the constant baseline."""
+    """Median over seeds of held-out MAPE per kind and target, beside the constant baseline.
+
+    Every split is fit as ``mlee fit --test-fraction`` fits it (speed-probe times of the training
+    points' records included). Each predictor kind is scored twice: as before (``<kind>:raw-power``,
+    the measured powers fit and scored) and with powers at the reference background (``<kind>``,
+    :mod:`mlee.predict.background`). A second table scores every column against the raw measured
+    runtimes and energies, without any drift correction.
+    """
+    from dataclasses import replace
+
     from mlee.predict.evaluate import evaluate, split_points
     from mlee.predict.importers import load_points
-    from mlee.predict.training import fit_predictor
+    from mlee.predict.training import fit_predictor, probes_from_records
 
-    points = load_points(data)[0]
-    table: dict[tuple[str, str, str], list[float]] = {}
-    for model_type in kinds:
+    points, _, records = load_points(data)
+    _stability(points)
+    tables: dict[bool, dict[tuple[str, str, str], list[float]]] = {True: {}, False: {}}
+    cols = [c for k in kinds for c in (f"{k}:before", k)]
+    for col in cols:
+        model_type, _, before = col.partition(":")
         for seed in range(seeds):
             train, test = split_points(points, fraction, seed)
-            for s in evaluate(fit_predictor(train, model_type), test):
-                if s.mape is not None:
-                    table.setdefault((model_type, s.kind, s.target), []).append(s.mape)
-                if s.baseline_mape is not None:
-                    table.setdefault(("constant", s.kind, s.target), []).append(s.baseline_mape)
-    print(f"held out {fraction:g} of every kind's points of {data}, {seeds} seed(s); median MAPE:")
-    cols = [*kinds, "constant"]
-    print(f"{'kind':16} {'target':8} " + " ".join(f"{c:>11}" for c in cols) + "  target <15 % and beats constant")
-    for kind in sorted({k for _, k, _ in table}):
-        for target in ("runtime", "power", "energy"):
-            vals = {c: statistics.median(table[(c, kind, target)]) for c in cols if (c, kind, target) in table}
-            if not vals:
-                continue
-            best = min((v for c, v in vals.items() if c != "constant"), default=None)
-            verdict = "-" if best is None or "constant" not in vals else \
-                ("met" if best < 0.15 and best < vals["constant"] else "NOT met")
-            print(f"{kind:16} {target:8} " + " ".join(f"{100 * vals[c]:10.1f}%" if c in vals else f"{'n/a':>11}"
-                                                     for c in cols) + f"  {verdict}")
+            probes = probes_from_records(records, {p.record_id for p in train})
+            if before:  # the previous predictor: no cache features, measured powers
+                train = [replace(p, cache_bytes=None) for p in train]
+            predictor = fit_predictor(train, model_type, probe_s=probes, background=not before)
+            for drift, table in tables.items():
+                for s in evaluate(predictor, test, drift=drift):
+                    if s.mape is not None:
+                        table.setdefault((col, s.kind, s.target), []).append(s.mape)
+                    if s.baseline_mape is not None and col == kinds[0]:
+                        table.setdefault(("constant", s.kind, s.target), []).append(s.baseline_mape)
+    cols.append("constant")
+    for drift, table in tables.items():
+        print(f"held out {fraction:g} of every kind's points of {data}, {seeds} seed(s); median MAPE "
+              + ("(measured as each predictor was fit: at its probe speed and background):" if drift
+                 else "against the raw measured figures (no drift correction):"))
+        print(f"{'kind':16} {'target':8} " + " ".join(f"{c:>21}" for c in cols) + "  target <15 % and beats constant")
+        for kind in sorted({k for _, k, _ in table}):
+            for target in ("runtime", "power", "energy"):
+                vals = {c: statistics.median(table[(c, kind, target)]) for c in cols if (c, kind, target) in table}
+                if not vals:
+                    continue
+                best = vals.get(kinds[0]) if kinds[0] in vals else None
+                verdict = "-" if best is None or "constant" not in vals else \
+                    ("met" if best < 0.15 and best < vals["constant"] else "NOT met")
+                print(f"{kind:16} {target:8} " + " ".join(f"{100 * vals[c]:20.1f}%" if c in vals else f"{'n/a':>21}"
+                                                         for c in cols) + f"  {verdict} ({kinds[0]})")
+        print()
 
 
 def _ape(pred: float | None, meas: float | None) -> float | None:
@@ -135,6 +177,8 @@ def main() -> int:
     ap.add_argument("--held-out-only", action="store_true", help="only the held-out kernel figures")
     ap.add_argument("--seeds", type=int, default=5, help="held-out splits to take the median over")
     ap.add_argument("--kinds", default="polynomial,auto", help="predictor kinds compared on held-out kernels")
+    ap.add_argument("--compare", type=Path, help="a second predictor (e.g. the previous one) scored against the "
+                                                 "same measurements, side by side")
     args = ap.parse_args()
     if args.held_out is not None:
         held_out(args.held_out, args.kinds.split(","), args.seeds)
@@ -156,6 +200,7 @@ def main() -> int:
     clock = args.clock or ("cpu" if args.threads == 1 else "wall")
     path = args.predictor if args.predictor is not None else _profile(out_dir, args.threads, clock)
     predictor = _load(path)
+    other = _load(args.compare) if args.compare is not None else None
     clock = predictor.basis.get("clock") or "wall"  # compare on the clock the predictor was fit on
     models = args.models.split(",") if args.models else (REDUCED if args.reduced else MODELS)
     settings = replace(MODEL_SETTINGS, clock=clock)
@@ -168,13 +213,15 @@ def main() -> int:
           f"{os.cpu_count()} CPUs")
     print(f"baseline: runtime = MACs / {macs_per_s / 1e9:.3g} GMAC/s, power {base_w or float('nan'):.3g} W")
     header = (f"{'model':20} {'pred ms':>9} {'meas ms':>9} {'err':>7} {'base err':>8} {'drift':>6} {'corr err':>8}   "
-              f"{'pred J':>8} {'meas J':>8} {'err':>7} {'base err':>8}  layers")
+              f"{'pred J':>8} {'meas J':>8} {'err':>7} {'base err':>8}"
+              + (f" {'cmp t':>7} {'cmp E':>7}" if other else "") + "  layers")
     print(header)
     rows = []
     for name in models:
         ref = resolve_model(name)
         dec = decompose(build_model(ref, "meta"), (args.batch_size, 3, ref.input_size, ref.input_size), ref.name)
         pred = predict_model(predictor, dec)
+        prev = predict_model(other, dec) if other is not None else None
         measured = measure_model(ref, args.batch_size, settings, str(out_dir), threads=args.threads)
         meas = measured["per_sample"]
         speed = drift(measured["probe_s"], predictor.basis.get("probe_ref_s"))
@@ -186,7 +233,8 @@ def main() -> int:
                "t_err": _ape(pred.per_sample_time_ms, meas_ms), "t_base": _ape(base_ms, meas_ms), "drift": speed,
                "t_corr": _ape(pred.per_sample_time_ms * speed, meas_ms) if speed else None,
                "e_err": _ape(pred.per_sample_energy_j, meas["energy_j"]), "e_base": _ape(base_j, meas["energy_j"]),
-               "counts": pred.counts()}
+               "t_cmp": _ape(prev.per_sample_time_ms, meas_ms) if prev else None,
+               "e_cmp": _ape(prev.per_sample_energy_j, meas["energy_j"]) if prev else None, "counts": pred.counts()}
         rows.append(row)
 
         def pct(v: float | None) -> str:
@@ -198,7 +246,8 @@ def main() -> int:
         print(f"{row['model']:20} {row['pred_ms']:9.4g} {row['meas_ms']:9.4g} {pct(row['t_err'])} "
               f"{pct(row['t_base']):>8} {speed or float('nan'):6.2f} {pct(row['t_corr']):>8}   "
               f"{num(row['pred_j'])} {num(row['meas_j'])} {pct(row['e_err'])} "
-              f"{pct(row['e_base']):>8}  {row['counts']}", flush=True)
+              f"{pct(row['e_base']):>8}" + (f" {pct(row['t_cmp'])} {pct(row['e_cmp'])}" if other else "")
+              + f"  {row['counts']}", flush=True)
 
     def mape(key: str) -> float | None:
         vals = [r[key] for r in rows if r[key] is not None]
@@ -207,6 +256,10 @@ def main() -> int:
     t_mape, t_base, e_mape, e_base = mape("t_err"), mape("t_base"), mape("e_err"), mape("e_base")
     t_corr = mape("t_corr")
     load_after = os.getloadavg()
+    if other is not None and mape("t_cmp") is not None:
+        e_cmp = mape("e_cmp")
+        print(f"compared predictor {args.compare}: runtime MAPE {100 * mape('t_cmp'):.1f} %, energy MAPE "
+              + (f"{100 * e_cmp:.1f} %" if e_cmp is not None else "n/a") + " on the same measurements")
     print(f"runtime MAPE {100 * t_mape:.1f} % (baseline {100 * t_base:.1f} %, ratio {t_mape / t_base:.2f}) "
           f"over {len(rows)} models; target < 15 %: {'met' if t_mape < 0.15 else 'NOT met'}")
     if t_corr is not None:

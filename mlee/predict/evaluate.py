@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlee.errors import UsageError
+from mlee.fsutil import finite
 from mlee.predict.kernels import KERNEL_KINDS
 from mlee.predict.predictor import KindModel, Predictor, positive
 from mlee.predict.training import Point
@@ -56,7 +57,7 @@ def predict_point(km: KindModel, point: Point) -> tuple[float | None, float | No
     Units: seconds per call on the whole batch; watts.
     """
     cfg = point.config
-    time_s = float(km.time_s.model.predict([cfg.feature_vector()])[0])
+    time_s = float(km.time_s.model.predict([km.vector(cfg)])[0])
     if not positive(time_s):
         time_s = float(km.time_s.model.predict([km.clipped(cfg)])[0])
     return (time_s if positive(time_s) else None), km.power_for(cfg)
@@ -97,21 +98,27 @@ def _errors(measured: Any, predicted: Any) -> tuple[float, float]:
     return float(np.mean(np.abs(rel))), float(np.sqrt(np.mean(rel ** 2)))
 
 
-def _measured(point: Point, target: str, clock: str, probe_ref_s: float | None = None) -> float | None:
+def _measured(point: Point, target: str, clock: str, probe_ref_s: float | None = None,
+              power_ref_w: float | None = None) -> float | None:
     time_s = point.runtime(clock, probe_ref_s)
     if target == "runtime":
         return time_s
-    if point.power_w is None:
+    power_w = point.power_at(power_ref_w)
+    if power_w is None:
         return None
-    return point.power_w if target == "power" else (time_s * point.power_w if time_s else None)
+    return power_w if target == "power" else (time_s * power_w if time_s else None)
 
 
-def evaluate(predictor: Predictor, points: Sequence[Point], clock: str | None = None) -> list[Score]:
+def evaluate(predictor: Predictor, points: Sequence[Point], clock: str | None = None,
+             drift: bool = True) -> list[Score]:
     """Score ``predictor`` on ``points`` per kind and target, beside the constant baseline.
 
     Args:
         clock: ``wall`` or ``cpu`` runtimes of the points (default: the predictor's clock). Points with
             speed-probe times are scaled to the predictor's reference probe speed first, as in fitting.
+        drift: Measure points as the predictor was fit: runtimes at its reference probe speed and powers
+            at its reference background (``power_ref_w``; see :mod:`mlee.predict.background`) where both
+            are known. False scores against the raw measured figures.
 
     Raises:
         UsageError: no points.
@@ -122,7 +129,9 @@ def evaluate(predictor: Predictor, points: Sequence[Point], clock: str | None = 
         raise UsageError("no points to evaluate on", "give layer data or profiles with measured runtimes")
     clock = clock or predictor.basis.get("clock") or "wall"
     # runtimes scaled to the machine speed the predictor was fit at, as its training runtimes were
-    probe_ref = predictor.basis.get("probe_ref_s")
+    probe_ref = predictor.basis.get("probe_ref_s") if drift else None
+    power_ref = predictor.basis.get("power_ref_w") if drift else None
+    power_ref = float(power_ref) if finite(power_ref) and power_ref > 0 else None
     scores: list[Score] = []
     for kind in KERNEL_KINDS:
         mine = [p for p in points if p.config.kind == kind]
@@ -136,7 +145,7 @@ def evaluate(predictor: Predictor, points: Sequence[Point], clock: str | None = 
         for target, key in TARGETS:
             rows = []
             for p, (t, w) in zip(mine, preds):
-                y = _measured(p, target, clock, probe_ref)
+                y = _measured(p, target, clock, probe_ref, power_ref)
                 guess = t if target == "runtime" else (w if target == "power" else (t * w if t and w else None))
                 if y is not None and y > 0:
                     rows.append((y, guess))

@@ -102,7 +102,7 @@ class ModelPrediction:
 
 def _eval(km: KindModel, cfg: KernelConfig) -> tuple[float | None, str]:
     status = "ok" if km.in_range(cfg) else "extrapolated"
-    value = float(km.time_s.model.predict([cfg.feature_vector()])[0])
+    value = float(km.time_s.model.predict([km.vector(cfg)])[0])
     if not positive(value):
         value = float(km.time_s.model.predict([km.clipped(cfg)])[0])
         status = "clipped"

@@ -256,3 +256,15 @@ def fit_with_cv(X: Any, y: Any, degrees: Sequence[int] = DEFAULT_DEGREES, transf
     model = fit_polynomial(X, y, degree, transform=transform)
     pred = model.predict(X)
     return FitReport(model, scores, rmspe(y, pred), r2(y, pred))
+
+
+def extra_features_help(X: Any, X_extra: Any, y: Any, degrees: Sequence[int] = DEFAULT_DEGREES) -> bool:
+    """Whether the polynomial chosen on ``X_extra`` (``X`` plus more columns) beats the one chosen on ``X``
+    in cross-validation by more than :data:`PARSIMONY` (the same folds; the simpler set wins ties)."""
+    if len(y) < 3:
+        return False
+    plain = cross_validate(X, y, candidates(degrees))
+    extra = cross_validate(X_extra, y, candidates(degrees))
+    if not extra or not plain:
+        return bool(extra) and not plain
+    return min(extra.values()) < min(plain.values()) * (1 - PARSIMONY)

@@ -4,8 +4,9 @@ Stored as JSON data, never a pickle::
 
     {"schema_version": 1, "kind": "mlee-predictor", "model_type": "polynomial" | "gbm",
      "fingerprint": {"cpu_model", "torch_version", "mlee_version", "device", "torch_threads"},
-     "basis": {"energy_method": "estimate", "records": [ids], "environment": "..."},
+     "basis": {"energy_method": "estimate", "records": [ids], "environment": "...", "power_ref_w": 24.9},
      "kernels": {"conv-bn-relu": {"features": [...], "n_points": 60, "ranges": {feature: [min, max]},
+                                  "cache_bytes": {"l2": 1048576, "l3": 33554432} (with the cache features),
                                   "time_s": {"model": {...}, "quality": {...}},
                                   "power_w": {"model": {...}, "quality": {...}} | null}}}
 
@@ -25,7 +26,7 @@ from typing import Any
 from mlee.errors import ResultFormatError
 from mlee.fsutil import atomic_write_json, finite
 from mlee.predict.gbm import GbmModel
-from mlee.predict.kernels import KERNEL_KINDS, KIND_FEATURES, KernelConfig
+from mlee.predict.kernels import KERNEL_KINDS, KernelConfig, kind_features
 from mlee.predict.polyfit import PolyModel
 
 SCHEMA_VERSION = 1
@@ -100,6 +101,17 @@ class KindModel:
     #: predicted better in cross-validation (``--kind auto`` only).
     energy_j: Target | None = None
     energy_choice: str | None = None
+    #: One core's L2 and the L3 in bytes when the models use the cache features (see
+    #: :data:`mlee.predict.kernels.CACHE_FEATURES`), else None.
+    cache_bytes: tuple[int, int] | None = None
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return kind_features(self.kind, self.cache_bytes)
+
+    def vector(self, cfg: KernelConfig) -> list[float]:
+        """The feature vector the models of this kind take for ``cfg``."""
+        return cfg.feature_vector(self.cache_bytes)
 
     def power_for(self, cfg: KernelConfig) -> float | None:
         """Power while ``cfg`` runs, at the nearest profiled point (power saturates outside the range): the
@@ -117,15 +129,17 @@ class KindModel:
         return value if positive(value) else None
 
     def in_range(self, cfg: KernelConfig) -> bool:
-        f = cfg.features()
+        f = cfg.feature_values(self.cache_bytes)
         return all(lo <= f[name] <= hi for name, (lo, hi) in self.ranges.items())
 
     def clipped(self, cfg: KernelConfig) -> list[float]:
-        f = cfg.features()
-        return [min(max(f[n], self.ranges[n][0]), self.ranges[n][1]) for n in KIND_FEATURES[self.kind]]
+        f = cfg.feature_values(self.cache_bytes)
+        return [min(max(f[n], self.ranges[n][0]), self.ranges[n][1]) for n in self.features]
 
     def to_json(self) -> dict:
-        return {"features": list(KIND_FEATURES[self.kind]), "n_points": self.n_points,
+        return {"features": list(self.features), "n_points": self.n_points,
+                **({"cache_bytes": {"l2": self.cache_bytes[0], "l3": self.cache_bytes[1]}}
+                   if self.cache_bytes is not None else {}),
                 "ranges": {k: list(v) for k, v in sorted(self.ranges.items())},
                 "time_s": self.time_s.to_json(), "power_w": self.power_w.to_json() if self.power_w else None,
                 **({"baseline": dict(sorted(self.baseline.items()))} if self.baseline else {}),
@@ -200,8 +214,9 @@ def from_json(data: Any, path: str = "predictor") -> Predictor:
         where = f"{path}: kernel {kind!r}"
         if kind not in KERNEL_KINDS:
             raise ResultFormatError(f"{where} is not a known kernel kind", fix)
-        names = KIND_FEATURES[kind]
         try:
+            caches = _cache_bytes(raw.get("cache_bytes"))
+            names = kind_features(kind, caches)
             if list(raw["features"]) != list(names):
                 raise ValueError(f"features {raw['features']} differ from {list(names)}")
             ranges = {n: (float(raw["ranges"][n][0]), float(raw["ranges"][n][1])) for n in names}
@@ -220,8 +235,21 @@ def from_json(data: Any, path: str = "predictor") -> Predictor:
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             detail = exc.args[0] if isinstance(exc, ValueError) and exc.args else f"missing or bad {exc}"
             raise ResultFormatError(f"{where} is malformed: {detail}", fix) from exc
-        kinds[kind] = KindModel(kind, n_points, ranges, time_t, power_t, baseline or None, energy_t, choice)
+        kinds[kind] = KindModel(kind, n_points, ranges, time_t, power_t, baseline or None, energy_t, choice, caches)
     return Predictor(model_type, fp, basis, kinds)
+
+
+def _cache_bytes(raw: Any) -> tuple[int, int] | None:
+    """``{"l2": bytes, "l3": bytes}`` of a kind as a pair (None when absent).
+
+    Raises:
+        ValueError: present but not two positive integers.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), int) and raw[k] > 0 for k in ("l2", "l3")):
+        raise ValueError("cache_bytes must hold positive integers l2 and l3")
+    return int(raw["l2"]), int(raw["l3"])
 
 
 def load(path: str | Path, device: str = "cpu") -> tuple[Predictor, list[str]]:

@@ -14,8 +14,9 @@ from typing import Any
 
 from mlee.errors import MleeError, UsageError
 from mlee.fsutil import finite
-from mlee.predict.kernels import KERNEL_KINDS, KIND_FEATURES, KernelConfig
-from mlee.predict.polyfit import PolyModel
+from mlee.predict.background import backgrounds, point_background, reference
+from mlee.predict.kernels import CACHE_KINDS, KERNEL_KINDS, KernelConfig, kind_features
+from mlee.predict.polyfit import PolyModel, extra_features_help
 from mlee.predict.predictor import KindModel, Predictor, Target
 from mlee.vocabulary import weakest_method_name
 
@@ -45,6 +46,12 @@ class Point:
     fingerprint: dict
     clock: str = "wall"
     repeats: tuple[tuple[float, float | None, float | None], ...] = ()  # (wall, cpu, probe) per repeat
+    #: Median background power of the point's windows and its median power beyond it (see
+    #: :mod:`mlee.predict.background`); None for points without per-window energies (layer data).
+    background_w: float | None = None
+    power_excess_w: float | None = None
+    #: One core's L2 and the L3 of the machine that measured it, in bytes (None where not recorded).
+    cache_bytes: tuple[int, int] | None = None
 
     def runtime(self, clock: str, probe_ref_s: float | None = None) -> float | None:
         """The median runtime per call on ``clock``; with ``probe_ref_s``, each repeat is first scaled to
@@ -57,6 +64,12 @@ class Point:
                 n = len(scaled)
                 return scaled[n // 2] if n % 2 else (scaled[n // 2 - 1] + scaled[n // 2]) / 2
         return self.cpu_time_s if clock == "cpu" else self.time_s
+
+    def power_at(self, ref_w: float | None) -> float | None:
+        """Power at the reference background ``ref_w`` (None: the measured power). Units: watts."""
+        from mlee.predict.background import at_reference
+
+        return at_reference(self.power_w, self.power_excess_w, ref_w) if ref_w is not None else self.power_w
 
     @property
     def has_probes(self) -> bool:
@@ -138,6 +151,10 @@ def points_from_records(records: Iterable[dict]) -> tuple[list[Point], list[str]
               "mlee_version": env_info.get("mlee_version"), "device": prof.get("device"),
               "torch_threads": prof.get("torch_threads")}
         clock = prof.get("clock") if prof.get("clock") in ("wall", "cpu") else "wall"
+        caches = cpu.get("cache_bytes") if isinstance(cpu.get("cache_bytes"), dict) else {}
+        l2, l3 = caches.get("l2"), caches.get("l3")
+        cache_pair = (int(l2), int(l3)) if all(isinstance(v, int) and v > 0 for v in (l2, l3)) else None
+        levels = backgrounds(rec)
         bad = 0
         for raw in prof.get("points") or []:
             try:
@@ -153,10 +170,11 @@ def points_from_records(records: Iterable[dict]) -> tuple[list[Point], list[str]
             except (KeyError, TypeError, ValueError, MleeError):
                 bad += 1
                 continue
+            bg = point_background(levels, raw.get("windows") or []) if power_w else None
             points.append(Point(cfg, float(time_s), cpu_time_s, power_w,
                                 raw.get("energy_method") if power_w else None, bool(raw.get("stable")),
                                 str(rec.get("id")), str(rec.get("environment") or ""), fp, clock,
-                                _repeats(raw)))
+                                _repeats(raw), *(bg or (None, None)), cache_pair))
         if bad:
             notes.append(f"{rec.get('id')}: {bad} malformed point(s) left out")
     return points, notes
@@ -270,7 +288,7 @@ def replacement_warnings(predictor: Predictor) -> list[str]:
     for kind, km in sorted(predictor.kinds.items()):
         for name, target in (("runtime", km.time_s), ("power", km.power_w)):
             q = target.quality if target else {}
-            if q.get("replaced"):
+            if q.get("replaced") not in (None, "linear-0"):  # a constant replaced by the median: nothing lost
                 cv = q.get("replaced_cv_rmspe")
                 cv_text = "no CV error" if cv is None else f"CV RMSPE {100 * cv:.3g} %"
                 out.append(f"{kind} {name}: {q['replaced']} ({cv_text}) does not beat the constant median "
@@ -299,7 +317,7 @@ def choose_clock(points: Sequence[Point], clock: str | None) -> str:
 
 
 def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stable_only: bool = False,
-                  clock: str | None = None, probe_s: Sequence[float] = ()) -> Predictor:
+                  clock: str | None = None, probe_s: Sequence[float] = (), background: bool = True) -> Predictor:
     """Fit runtime and power models for every kind with points.
 
     Args:
@@ -308,6 +326,8 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
             their median (``probe_ref_s`` in the basis): each repeat is scaled by the reference probe time
             over the probe time of its round, so a machine that slowed down during the profile does not
             bend the fit. Checks of a prediction compare against the probe's time then.
+        background: Fit powers at the reference background (the points' quietest, ``power_ref_w`` in the
+            basis) where points know theirs (:mod:`mlee.predict.background`); False fits the measured powers.
 
     Raises:
         UsageError: unknown model type or clock, or no usable points.
@@ -326,29 +346,34 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
                  probes[len(probes) // 2]) / 2) if probes else None
     if probe_ref is not None and not any(p.has_probes for p in use):
         probe_ref = None  # probes but no per-repeat probe times: nothing to normalise
+    power_ref = reference(p.background_w for p in use) if background else None
     kinds: dict[str, KindModel] = {}
     for kind in KERNEL_KINDS:
         mine = [p for p in use if p.config.kind == kind]
         if not mine:
             continue
+        found = {p.cache_bytes for p in mine}
+        caches = found.pop() if len(found) == 1 and kind in CACHE_KINDS else None  # one machine's caches
         X = np.asarray([p.config.feature_vector() for p in mine], dtype=float)
         y_time = np.asarray([p.runtime(clock, probe_ref) for p in mine])
-        ranges = {n: (float(X[:, i].min()), float(X[:, i].max())) for i, n in enumerate(KIND_FEATURES[kind])}
+        X_cache = np.asarray([p.config.feature_vector(caches) for p in mine]) if caches else X
+        X, caches = (X_cache, caches) if caches and extra_features_help(X, X_cache, y_time, TIME_DEGREES) else (X, None)
+        ranges = {n: (float(X[:, i].min()), float(X[:, i].max())) for i, n in enumerate(kind_features(kind, caches))}
         time_t, time_oof = _fit_target(X, y_time, model_type, TIME_DEGREES)
         with_power = [i for i, p in enumerate(mine) if p.power_w is not None]
         power_t = energy_t = choice = None
         baseline = {"time_s": float(np.median(y_time))}
         if len(with_power) == len(mine):
-            y_power = np.asarray([p.power_w for p in mine])
+            y_power = np.asarray([p.power_at(power_ref) for p in mine])
             power_t, power_oof = _fit_target(X, y_power, model_type, POWER_DEGREES)
             baseline.update(power_w=float(np.median(y_power)), energy_j=float(np.median(y_time * y_power)))
             if time_oof is not None and power_oof is not None:
                 energy_t, choice = _energy_choice(X, y_time * y_power, time_oof * power_oof)
-        kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t, baseline, energy_t, choice)
+        kinds[kind] = KindModel(kind, len(mine), ranges, time_t, power_t, baseline, energy_t, choice, caches)
     first = use[0]
     basis = {"energy_method": weakest_method_name(p.energy_method for p in use), "environment": first.environment,
              "records": sorted({p.record_id for p in use}), "n_points": len(use), "clock": clock,
-             "probe_s": probes, "probe_ref_s": probe_ref,
+             "probe_s": probes, "probe_ref_s": probe_ref, "power_ref_w": power_ref,
              "n_unstable": sum(1 for p in use if not p.stable)}
     return Predictor(model_type, dict(first.fingerprint), basis, kinds)
 
