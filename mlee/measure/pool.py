@@ -42,8 +42,10 @@ class SamplerProcess:
         # -S: no site import (a fifth of the start-up); the measured process's own search path instead.
         path = [package_root] + [p for p in sys.path if p and p != package_root]
         boot = f"import sys; sys.path[:] = {path!r}; from mlee.measure.worker import main; main({theirs.fileno()})"
+        # stdout is the measured process's data (``--json``): what libraries print in the sampler process (amdsmi
+        # and codecarbon print on import) goes to its stderr.
         self.proc = subprocess.Popen([sys.executable, "-S", "-c", boot], pass_fds=(theirs.fileno(),),
-                                     stdin=subprocess.DEVNULL, close_fds=True)
+                                     stdin=subprocess.DEVNULL, stdout=_stderr_fd(), close_fds=True)
         theirs.close()
         self.conn = Connection(ours.detach())
         self.owner_pid = os.getpid()
@@ -286,3 +288,12 @@ class RemoteSampler:
     def truncated(self) -> dict:
         """The traces the sampler process had to cut short, as ``TraceSink.truncated``."""
         return self._truncated
+
+
+def _stderr_fd() -> int:
+    """The measured process's standard error descriptor, or /dev/null where it is closed."""
+    try:
+        os.fstat(2)
+    except OSError:
+        return subprocess.DEVNULL
+    return 2

@@ -65,16 +65,20 @@ class CodecarbonEstimator:
             raise SourceUnavailable("codecarbon is not installed, so CPU and RAM energy cannot be estimated",
                                     fix=INSTALL_FIX)
         os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")  # before the import: it logs at import time
+        import contextlib
         import logging
+        import sys
 
-        from codecarbon import OfflineEmissionsTracker
+        # codecarbon imports amdsmi, which print()s its loader errors; stdout carries mlee's data (--json).
+        with contextlib.redirect_stdout(sys.stderr):
+            from codecarbon import OfflineEmissionsTracker
 
-        logging.getLogger("codecarbon").setLevel(logging.ERROR)
-        self._tracker = OfflineEmissionsTracker(
-            country_iso_code=self.country, output_methods=[], log_level="error",
-            measure_power_secs=_NEVER_S, allow_multiple_runs=True, gpu_ids=[], force_mode_cpu_load=True,
-            tracking_mode="machine",
-        )
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
+            self._tracker = OfflineEmissionsTracker(
+                country_iso_code=self.country, output_methods=[], log_level="error",
+                measure_power_secs=_NEVER_S, allow_multiple_runs=True, gpu_ids=[], force_mode_cpu_load=True,
+                tracking_mode="machine",
+            )
         if not hasattr(self._tracker, "_start_time"):  # codecarbon swallows its own constructor errors
             raise SourceUnavailable(f"codecarbon could not set up a tracker for country {self.country}",
                                     fix="check the country code (ISO alpha-3) and the codecarbon install")
