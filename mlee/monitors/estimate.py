@@ -66,11 +66,13 @@ class CodecarbonEstimator:
                                     fix=INSTALL_FIX)
         os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")  # before the import: it logs at import time
         import contextlib
+        import io
         import logging
-        import sys
 
-        # codecarbon imports amdsmi, which print()s its loader errors; stdout carries mlee's data (--json).
-        with contextlib.redirect_stdout(sys.stderr):
+        # codecarbon imports amdsmi, which print()s its loader errors ("Unable to find libamd_smi.so ...") on
+        # every machine without ROCm: stdout carries mlee's data (--json), and mlee's own amdsmi probe already
+        # says why AMD GPUs are not measured (`mlee doctor`), so the text is dropped.
+        with contextlib.redirect_stdout(io.StringIO()):
             from codecarbon import OfflineEmissionsTracker
 
             logging.getLogger("codecarbon").setLevel(logging.ERROR)
