@@ -55,6 +55,14 @@ def test_metrics():
     assert polyfit.r2([1.0, 1.0], [1.0, 2.0]) is None  # undefined, not 0
 
 
+def test_a_runaway_prediction_scores_inf_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow RuntimeWarning would be noise on the user's terminal
+        assert polyfit.rmspe([1e-10, 1.0], [1e300, 1.0]) == float("inf")
+
+
 def test_gbm_export_predicts_exactly_like_scikit_learn():
     pytest.importorskip("sklearn")
     from sklearn import ensemble

@@ -153,7 +153,8 @@ def rmspe(y_true: Any, y_pred: Any) -> float:
 
     t = np.asarray(y_true, dtype=float)
     p = np.asarray(y_pred, dtype=float)
-    return float(np.sqrt(np.mean(((p - t) / t) ** 2)))
+    with np.errstate(over="ignore"):  # a fit that runs away scores inf (the choosers drop it), said by no warning
+        return float(np.sqrt(np.mean(((p - t) / t) ** 2)))
 
 
 def r2(y_true: Any, y_pred: Any) -> float | None:
