@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlee.errors import MleeError, SourcePermissionError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Detected, Probe, Reading, check_gpu_counters
+from mlee.monitors.base import Detected, Probe, Reading, open_gpus
 from mlee.vocabulary import Domain, Method
 
 INSTALL_FIX = ("install ROCm (libamd_smi.so) and the amdsmi package: pip install 'mlee[amd]' "
@@ -292,7 +292,6 @@ def detect_amdsmi(amdsmi: Any = None, *, clock: Callable[[], float] = time.monot
         _Library.acquire(amdsmi)
     except SourceUnavailable as exc:
         return unavailable(exc)
-    sources: list[AmdSmiSource] = []
     try:
         try:
             visible, note = visible_gpus(amdsmi, env)
@@ -302,29 +301,9 @@ def detect_amdsmi(amdsmi: Any = None, *, clock: Callable[[], float] = time.monot
         if not chosen:
             return unavailable(SourceUnavailable(f"no AMD GPU visible ({note})",
                                                  fix="check `amd-smi list`, ROCR_VISIBLE_DEVICES and HIP_VISIBLE_DEVICES"))
-        failed: dict[int, Probe] = {}
-        for index in chosen:
-            source = AmdSmiSource(index, amdsmi=amdsmi, clock=clock)
-            try:
-                source.open()
-            except MleeError as exc:
-                if strict:
-                    raise
-                failed[index] = Probe(source.name, Domain.gpu, None, False, exc.message, exc.fix or "",
-                                      {"index": index})
-                continue
-            sources.append(source)
-        if any(s.method is Method.counter and s._check is not None for s in sources):
-            check_gpu_counters(sources, failed, strict, sleep, COUNTER_CHECK_S)
-        by_index = {s.index: s for s in sources}
-        probes = [Probe(by_index[i].name, Domain.gpu, by_index[i].method, True, "", "",
-                        {**by_index[i].detail, "visible": note}) if i in by_index else failed[i] for i in chosen]
-        return Detected(list(sources), probes)
-    except BaseException:
-        for source in sources:
-            with contextlib.suppress(MleeError):
-                source.close()
-        raise
+        return open_gpus(chosen, lambda i: AmdSmiSource(i, amdsmi=amdsmi, clock=clock), note=note, strict=strict,
+                         sleep=sleep, wait_s=COUNTER_CHECK_S,
+                         needs_check=lambda s: s.method is Method.counter and s._check is not None)
     finally:
         _Library.release(amdsmi)
 

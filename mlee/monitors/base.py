@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -83,6 +83,42 @@ def check_gpu_counters(sources: list[Any], failed: dict[int, Probe], strict: boo
                 source.close()
             failed[source.index] = Probe(source.name, Domain.gpu, None, False, exc.message,
                                          getattr(exc, "fix", "") or "", {"index": source.index})
+
+
+def open_gpus(chosen: Iterable[int], make: Callable[[int], Any], *, note: str, strict: bool,
+              sleep: Callable[[float], None], wait_s: float, needs_check: Callable[[Any], bool]) -> Detected:
+    """Open one GPU source per index of ``chosen`` (``make(index)``): the loop nvml and amdsmi share.
+
+    Each device degrades alone: one that cannot be opened gets a probe saying why (``strict``: its error is
+    raised); the counters that ``needs_check`` are then watched together (:func:`check_gpu_counters`). Probes
+    come in the order of ``chosen``, the usable ones noting ``note`` (which GPUs were visible and why). Every
+    source opened so far is closed again when anything escapes.
+    """
+    sources: list[Any] = []
+    try:
+        failed: dict[int, Probe] = {}
+        for index in chosen:
+            source = make(index)
+            try:
+                source.open()
+            except MleeError as exc:
+                if strict:
+                    raise
+                failed[index] = Probe(source.name, Domain.gpu, None, False, exc.message, exc.fix or "",
+                                      {"index": index})
+                continue
+            sources.append(source)
+        if any(needs_check(s) for s in sources):
+            check_gpu_counters(sources, failed, strict, sleep, wait_s)
+        by_index = {s.index: s for s in sources}
+        probes = [Probe(by_index[i].name, Domain.gpu, by_index[i].method, True, "", "",
+                        {**by_index[i].detail, "visible": note}) if i in by_index else failed[i] for i in chosen]
+        return Detected(list(sources), probes)
+    except BaseException:
+        for source in sources:
+            with contextlib.suppress(MleeError):
+                source.close()
+        raise
 
 
 @runtime_checkable

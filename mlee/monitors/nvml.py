@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlee.errors import MleeError, SourceReadError, SourceUnavailable
-from mlee.monitors.base import Detected, Probe, Reading, check_gpu_counters
+from mlee.monitors.base import Detected, Probe, Reading, open_gpus
 from mlee.monitors.nvml_lib import (  # noqa: F401 - re-exported: part of this module's API
     INSTALL_FIX,
     Library,
@@ -191,8 +191,6 @@ def detect_nvml(nvml: Any = None, *, clock: Callable[[], float] = time.monotonic
         if strict:
             raise
         return Detected([], [Probe("nvml", Domain.gpu, None, False, exc.message, exc.fix or "")])
-    sources: list[NvmlSource] = []
-    probes: list[Probe] = []
     try:
         try:
             gpus, note = visible_gpus(nvml, env)
@@ -208,33 +206,9 @@ def detect_nvml(nvml: Any = None, *, clock: Callable[[], float] = time.monotonic
             if strict:
                 raise SourceUnavailable(reason, fix=fix)
             return Detected([], [Probe("nvml", Domain.gpu, None, False, reason, fix)])
-        failed: dict[int, Probe] = {}
-        for index, mig in gpus.items():
-            source = NvmlSource(index, nvml=nvml, clock=clock, mig=mig)
-            try:
-                source.open()
-            except MleeError as exc:
-                if strict:
-                    raise
-                failed[index] = Probe(f"nvml:{index}", Domain.gpu, None, False, exc.message,
-                                      getattr(exc, "fix", "") or "", {"index": index})
-                continue
-            sources.append(source)
-        if any(s.method is Method.counter and s.open_power_w for s in sources):
-            check_gpu_counters(sources, failed, strict, sleep, COUNTER_CHECK_S)
-        by_index = {s.index: s for s in sources}
-        for index in gpus:
-            if index in by_index:
-                src = by_index[index]
-                probes.append(Probe(src.name, Domain.gpu, src.method, True, "", "", {**src.detail, "visible": note}))
-            else:
-                probes.append(failed[index])
-        return Detected(list(sources), probes)
-    except BaseException:
-        for source in sources:
-            with contextlib.suppress(MleeError):
-                source.close()
-        raise
+        return open_gpus(list(gpus), lambda i: NvmlSource(i, nvml=nvml, clock=clock, mig=gpus[i]), note=note,
+                         strict=strict, sleep=sleep, wait_s=COUNTER_CHECK_S,
+                         needs_check=lambda s: s.method is Method.counter and s.open_power_w)
     finally:
         Library.release(nvml)
 
