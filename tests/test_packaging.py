@@ -74,7 +74,7 @@ def test_mlee_runs_from_the_unpacked_wheel(wheel, tmp_path):
         "import sys, mlee\n"
         f"assert mlee.__file__.startswith({str(site)!r}), mlee.__file__\n"
         "from mlee.rating import load_spec\n"
-        "from mlee.results.schema import load_schema\n"
+        "from mlee.results.schema_base import load_schema\n"
         "from mlee.report.html import asset\n"
         "assert load_spec('mlee').task('inference').reference == 'ResNet50'\n"
         "assert load_schema('results')['type'] == 'object'\n"

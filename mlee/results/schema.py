@@ -22,7 +22,7 @@ from typing import Any
 
 from mlee.errors import ResultFormatError
 from mlee.results.jsonio import a_json_type
-from mlee.results.schema_base import load_schema, type_gate, type_test
+from mlee.results.schema_base import RefCompiler, type_gate, type_test
 
 #: Current version of each versioned file kind; readers refuse anything newer.
 CURRENT_VERSIONS = {"results": 1, "database": 1, "trace_stats": 1}
@@ -38,24 +38,8 @@ def _where(path: str) -> str:
     return path or "the top level"
 
 
-class _Compiler:
+class _Compiler(RefCompiler):
     """Turns schema nodes into check functions ``check(value, path) -> error text | None``."""
-
-    def __init__(self) -> None:
-        self._refs: dict[str, Check] = {}
-
-    def ref(self, file: str, pointer: str) -> Check:
-        key = f"{file}#{pointer}"
-        if key not in self._refs:
-            holder: list[Check] = []
-            # Placeholder first so recursive references terminate; replaced once compiled.
-            self._refs[key] = lambda v, p: holder[0](v, p)
-            node: Any = load_schema(file)
-            for part in [p for p in pointer.split("/") if p]:
-                node = node[part]
-            holder.append(self.compile(node, file))
-            self._refs[key] = holder[0]
-        return self._refs[key]
 
     def compile(self, node: dict, file: str) -> Check:
         checks: list[Check] = []
@@ -94,11 +78,7 @@ class _Compiler:
             shown = ", ".join(json.dumps(a) for a in allowed)
             checks.append(lambda v, p, a=tuple(allowed), s=shown:
                           None if (v in a and not isinstance(v, bool)) else f"{_where(p)} is {json.dumps(v)[:40]}, not one of {s}")
-        if "type" not in node:
-            self._numeric(node, checks)
-        self._strings(node, checks)
-        self._objects(node, file, checks)
-        self._arrays(node, file, checks)
+        self.shape_checks(node, file, checks)
         for key in ("anyOf", "oneOf"):
             if key in node:
                 alts = [(type_gate(sub, file), self.compile(sub, file)) for sub in node[key]]
@@ -153,12 +133,10 @@ class _Compiler:
                           else f"{_where(p)} is {v[:40]!r}, not in the expected form")
 
     def _objects(self, node: dict, file: str, checks: list) -> None:
-        props = {k: self.compile(s, file) for k, s in node.get("properties", {}).items()}
-        required = tuple(node.get("required", ()))
-        extra = node.get("additionalProperties", True)
-        extra_check = self.compile(extra, file) if isinstance(extra, dict) else None
-        if not (props or required or extra is not True):
+        parts = self.object_parts(node, file)
+        if parts is None:
             return
+        props, required, extra, extra_check = parts
 
         def check_obj(v: Any, p: str) -> str | None:
             if not isinstance(v, dict):
@@ -181,10 +159,10 @@ class _Compiler:
         checks.append(check_obj)
 
     def _arrays(self, node: dict, file: str, checks: list) -> None:
-        item = self.compile(node["items"], file) if isinstance(node.get("items"), dict) else None
-        lo, hi = node.get("minItems"), node.get("maxItems")
-        if item is None and lo is None and hi is None:
+        parts = self.array_parts(node, file)
+        if parts is None:
             return
+        item, lo, hi = parts
 
         def check_arr(v: Any, p: str) -> str | None:
             if not isinstance(v, list):

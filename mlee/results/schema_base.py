@@ -81,3 +81,57 @@ def type_gate(node: dict, file: str, depth: int = 0) -> frozenset | None:
             gates = [type_gate(sub, file, depth + 1) for sub in node[key]]
             return None if any(g is None for g in gates) else frozenset().union(*gates)
     return None
+
+
+class RefCompiler:
+    """What the two schema compilers share (``schema._Compiler`` says what is wrong, ``schema_fast.FastCompiler``
+    only whether anything is): ``$ref`` targets compiled once and safe to recurse, the order of a node's shape
+    checks, and the compiled parts of object and array nodes. A subclass gives ``compile`` and the ``_numeric``,
+    ``_strings``, ``_objects`` and ``_arrays`` checks."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, Any] = {}
+
+    def compile(self, node: dict, file: str) -> Any:
+        raise NotImplementedError
+
+    def ref(self, file: str, pointer: str) -> Any:
+        """The compiled check of ``pointer`` in schema ``file``."""
+        key = f"{file}#{pointer}"
+        if key not in self._refs:
+            holder: list[Any] = []
+            # Placeholder first so recursive references terminate; replaced once compiled.
+            self._refs[key] = lambda *args: holder[0](*args)
+            node: Any = load_schema(file)
+            for part in [p for p in pointer.split("/") if p]:
+                node = node[part]
+            holder.append(self.compile(node, file))
+            self._refs[key] = holder[0]
+        return self._refs[key]
+
+    def shape_checks(self, node: dict, file: str, checks: list) -> None:
+        """Append the numeric (for a node without a type), string, object and array checks, in that order."""
+        if "type" not in node:
+            self._numeric(node, checks)  # type: ignore[attr-defined]
+        self._strings(node, checks)  # type: ignore[attr-defined]
+        self._objects(node, file, checks)  # type: ignore[attr-defined]
+        self._arrays(node, file, checks)  # type: ignore[attr-defined]
+
+    def object_parts(self, node: dict, file: str) -> tuple[dict[str, Any], tuple, Any, Any] | None:
+        """Compiled ``properties``, ``required``, ``additionalProperties`` and its compiled check; None when the
+        node says nothing about objects."""
+        props = {k: self.compile(s, file) for k, s in node.get("properties", {}).items()}
+        required = tuple(node.get("required", ()))
+        extra = node.get("additionalProperties", True)
+        extra_check = self.compile(extra, file) if isinstance(extra, dict) else None
+        if not (props or required or extra is not True):
+            return None
+        return props, required, extra, extra_check
+
+    def array_parts(self, node: dict, file: str) -> tuple[Any, int | None, int | None] | None:
+        """Compiled ``items``, ``minItems`` and ``maxItems``; None when the node says nothing about arrays."""
+        item = self.compile(node["items"], file) if isinstance(node.get("items"), dict) else None
+        lo, hi = node.get("minItems"), node.get("maxItems")
+        if item is None and lo is None and hi is None:
+            return None
+        return item, lo, hi

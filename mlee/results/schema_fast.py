@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mlee.results.schema_base import load_schema, type_gate, type_test
+from mlee.results.schema_base import RefCompiler, type_gate, type_test
 
 Ok = Callable[[Any], bool]
 
@@ -23,24 +23,8 @@ def _true(v: Any) -> bool:
     return True
 
 
-class FastCompiler:
+class FastCompiler(RefCompiler):
     """Turns schema nodes into ``ok(value) -> bool`` functions (the same subset as ``schema._Compiler``)."""
-
-    def __init__(self) -> None:
-        self._refs: dict[str, Ok] = {}
-
-    def ref(self, file: str, pointer: str) -> Ok:
-        key = f"{file}#{pointer}"
-        if key not in self._refs:
-            holder: list[Ok] = []
-            # Placeholder first so recursive references terminate; replaced once compiled.
-            self._refs[key] = lambda v: holder[0](v)
-            node: Any = load_schema(file)
-            for part in [p for p in pointer.split("/") if p]:
-                node = node[part]
-            holder.append(self.compile(node, file))
-            self._refs[key] = holder[0]
-        return self._refs[key]
 
     def compile(self, node: dict, file: str) -> Ok:
         checks: list[Ok] = []
@@ -55,11 +39,7 @@ class FastCompiler:
         if "enum" in node:
             allowed = tuple(node["enum"])
             checks.append(lambda v, a=allowed: v in a and not isinstance(v, bool))
-        if "type" not in node:
-            self._numeric(node, checks)
-        self._strings(node, checks)
-        self._objects(node, file, checks)
-        self._arrays(node, file, checks)
+        self.shape_checks(node, file, checks)
         for key in ("anyOf", "oneOf"):
             if key in node:
                 checks.append(self._any([(type_gate(sub, file), self.compile(sub, file)) for sub in node[key]]))
@@ -122,12 +102,10 @@ class FastCompiler:
             checks.append(lambda v, rx=rx: not isinstance(v, str) or rx.search(v) is not None)
 
     def _objects(self, node: dict, file: str, checks: list) -> None:
-        props = {k: self.compile(s, file) for k, s in node.get("properties", {}).items()}
-        required = tuple(node.get("required", ()))
-        extra = node.get("additionalProperties", True)
-        extra_check = self.compile(extra, file) if isinstance(extra, dict) else None
-        if not (props or required or extra is not True):
+        parts = self.object_parts(node, file)
+        if parts is None:
             return
+        props, required, extra, extra_check = parts
         closed = extra is False
 
         def ok_obj(v: Any) -> bool:
@@ -150,10 +128,10 @@ class FastCompiler:
         checks.append(ok_obj)
 
     def _arrays(self, node: dict, file: str, checks: list) -> None:
-        item = self.compile(node["items"], file) if isinstance(node.get("items"), dict) else None
-        lo, hi = node.get("minItems"), node.get("maxItems")
-        if item is None and lo is None and hi is None:
+        parts = self.array_parts(node, file)
+        if parts is None:
             return
+        item, lo, hi = parts
 
         def ok_arr(v: Any) -> bool:
             if not isinstance(v, list):
