@@ -7,6 +7,7 @@ other's private names.
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 from collections.abc import Callable
@@ -83,17 +84,35 @@ def type_gate(node: dict, file: str, depth: int = 0) -> frozenset | None:
     return None
 
 
-class RefCompiler:
+class RefCompiler(abc.ABC):
     """What the two schema compilers share (``schema._Compiler`` says what is wrong, ``schema_fast.FastCompiler``
     only whether anything is): ``$ref`` targets compiled once and safe to recurse, the order of a node's shape
-    checks, and the compiled parts of object and array nodes. A subclass gives ``compile`` and the ``_numeric``,
-    ``_strings``, ``_objects`` and ``_arrays`` checks."""
+    checks, and the compiled parts of object and array nodes. A subclass gives the abstract methods."""
 
     def __init__(self) -> None:
         self._refs: dict[str, Any] = {}
 
+    @abc.abstractmethod
     def compile(self, node: dict, file: str) -> Any:
-        raise NotImplementedError
+        """The check function of schema ``node`` (of schema ``file``, for its relative ``$ref``s)."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def _numeric(node: dict, checks: list) -> None:
+        """Append the checks of ``minimum``/``maximum`` and the like."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def _strings(node: dict, checks: list) -> None:
+        """Append the checks of ``minLength``, ``pattern`` and the like."""
+
+    @abc.abstractmethod
+    def _objects(self, node: dict, file: str, checks: list) -> None:
+        """Append the object check (see :meth:`object_parts`)."""
+
+    @abc.abstractmethod
+    def _arrays(self, node: dict, file: str, checks: list) -> None:
+        """Append the array check (see :meth:`array_parts`)."""
 
     def ref(self, file: str, pointer: str) -> Any:
         """The compiled check of ``pointer`` in schema ``file``."""
@@ -112,10 +131,10 @@ class RefCompiler:
     def shape_checks(self, node: dict, file: str, checks: list) -> None:
         """Append the numeric (for a node without a type), string, object and array checks, in that order."""
         if "type" not in node:
-            self._numeric(node, checks)  # type: ignore[attr-defined]
-        self._strings(node, checks)  # type: ignore[attr-defined]
-        self._objects(node, file, checks)  # type: ignore[attr-defined]
-        self._arrays(node, file, checks)  # type: ignore[attr-defined]
+            self._numeric(node, checks)
+        self._strings(node, checks)
+        self._objects(node, file, checks)
+        self._arrays(node, file, checks)
 
     def object_parts(self, node: dict, file: str) -> tuple[dict[str, Any], tuple, Any, Any] | None:
         """Compiled ``properties``, ``required``, ``additionalProperties`` and its compiled check; None when the
