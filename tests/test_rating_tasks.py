@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -191,9 +193,16 @@ def test_rate_shows_stars_in_the_table_and_the_json(tmp_path) -> None:
     rated = _by_model(json.loads(result.stdout))
     assert {m: r["stars"] for m, r in rated.items()} == {"m1": 5, "m3": 4, "est": 5, "m9": 1}
     assert rated["est"]["estimated"] is True
+    result = CliRunner().invoke(app, ["rate", str(path), "--spec", "ai-energy-score", "--csv"], env=ENV)
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert {m: r["stars"] for m, r in rows.items()} == {"m1": "5", "m3": "4", "est": "5", "m9": "1"}
+    assert rows["est"]["estimated"] == "true"
     # Letter presets carry no stars.
     result = CliRunner().invoke(app, ["rate", str(path), "--spec", "relative", "--json"], env=ENV)
     assert all("stars" not in r for r in json.loads(result.stdout))
+    result = CliRunner().invoke(app, ["rate", str(path), "--spec", "relative", "--csv"], env=ENV)
+    assert {r["stars"] for r in csv.DictReader(io.StringIO(result.stdout))} == {""}
 
 
 def test_calibrating_a_range_spec_keeps_its_bands_and_its_stars() -> None:

@@ -89,6 +89,8 @@ def _csv_number(value: Any) -> str:
 def to_csv(rated: list[dict[str, Any]]) -> str:
     """One row per rated record; per metric ``<key>_value``, ``_unit``, ``_index``, ``_rating``, ``_method``.
 
+    ``stars`` holds 1-5 for a spec that shows stars (``ai-energy-score``) and stays empty for a letter spec.
+
     Metric columns are the union over the rows in order of first appearance (tasks may rate different metrics);
     a metric a row does not have stays empty. Floats are written in full precision.
     """
@@ -100,15 +102,15 @@ def to_csv(rated: list[dict[str, Any]]) -> str:
         for key in record["metrics"]:
             if key not in keys:
                 keys.append(key)
-    head = ["id", "task", "dataset", "environment", "model", "backend", "n", "reference", "compound", "estimated",
-            "spec", "spec_version", "spec_sha256", "carbon_g_per_sample", "carbon_country", "carbon_pue"]
+    head = ["id", "task", "dataset", "environment", "model", "backend", "n", "reference", "compound", "stars",
+            "estimated", "spec", "spec_version", "spec_sha256", "carbon_g_per_sample", "carbon_country", "carbon_pue"]
     fields = ("value", "unit", "index", "rating", "method")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(head + [f"{k}_{f}" for k in keys for f in fields])
     for r in rated:
         row = [r["id"], r["task"], r["dataset"], r["environment"], r["model"], r["backend"], r["n"], r["reference"],
-               r["compound"], r["estimated"], r["spec"]["name"], r["spec"]["version"], r["spec"]["sha256"]]
+               r["compound"], r.get("stars"), r["estimated"], r["spec"]["name"], r["spec"]["version"], r["spec"]["sha256"]]
         carbon = r.get("carbon") or {}
         row += [carbon.get("emissions_g"), carbon.get("country"), carbon.get("pue")]
         for key in keys:
