@@ -171,7 +171,7 @@ def test_auto_chooses_a_family_per_kind_and_an_energy_route(tmp_path):
     pred = fit_predictor(pts, "auto")
     km = pred.kinds["fc"]
     q = km.time_s.quality
-    assert set(q["cv_rmspe_by_family"]) == {"polynomial", "lasso", "huber", "random-forest", "gbm"}
+    assert set(q["cv_rmspe_by_family"]) == {"polynomial", "lasso", "huber", "random-forest", "gbm", "polynomial+shape"}
     finite = {k: v for k, v in q["cv_rmspe_by_family"].items() if v is not None}
     assert q["model"] == min(finite, key=finite.get) and q["cv_rmspe"] == finite[q["model"]]
     assert km.energy_choice in ("direct", "product") and km.energy_j is not None

@@ -57,9 +57,9 @@ def predict_point(km: KindModel, point: Point) -> tuple[float | None, float | No
     Units: seconds per call on the whole batch; watts.
     """
     cfg = point.config
-    time_s = float(km.time_s.model.predict([km.vector(cfg)])[0])
+    time_s = km.predict_time(cfg)
     if not positive(time_s):
-        time_s = float(km.time_s.model.predict([km.clipped(cfg)])[0])
+        time_s = km.predict_time(cfg, clip=True)
     return (time_s if positive(time_s) else None), km.power_for(cfg)
 
 

@@ -11,6 +11,8 @@ Every family is stored as data a predictor file already knows, so predicting nee
 - ``random-forest`` (DeepEn2023): 100 trees on log features and the log target, stored as tree arrays
   averaged with equal weights (a :class:`mlee.predict.gbm.GbmModel` with ``init`` 0 and rate 1/100).
 - ``gbm``: :mod:`mlee.predict.gbm`.
+- ``polynomial+shape`` (runtime only, from :data:`SHAPE_MIN_POINTS` points): the polynomial times a shape
+  correction by the kernel's own fields (:mod:`mlee.predict.correction`).
 
 :func:`oof_predictions` gives out-of-fold predictions on the folds every family shares, so the runtime x
 power product can be scored against a direct energy model on the same points.
@@ -27,9 +29,11 @@ from mlee.predict import polyfit
 from mlee.predict.gbm import GbmModel, Tree
 from mlee.predict.polyfit import PolyModel
 
-FAMILIES = ("polynomial", "lasso", "huber", "random-forest", "gbm")
+FAMILIES = ("polynomial", "lasso", "huber", "random-forest", "gbm", "polynomial+shape")
 #: Families need this many points (fewer: the polynomial alone, as before).
 MIN_POINTS = 8
+#: The shape correction is tried from this many points: on fewer, trees on residuals fit noise.
+SHAPE_MIN_POINTS = 30
 RF_TREES = 100
 
 
@@ -137,11 +141,17 @@ def score(y: Any, preds: Any) -> float:
     return value if np.isfinite(value) else float("inf")
 
 
-def choose_family(X: Any, y: Any, degrees: tuple[int, ...]) -> tuple[str, Any, dict[str, float | None], Any]:
+def choose_family(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[str, ...], Any] | None = None
+                  ) -> tuple[str, Any, dict[str, float | None], Any]:
     """Cross-validate every family; refit the best on all points.
 
+    Args:
+        shape: The kernels' fields and their matrix (``(names, F)``, one row per point) to also try
+            ``polynomial+shape`` with (from :data:`SHAPE_MIN_POINTS` points); None: not tried.
+
     Returns:
-        ``(family, model, cv_rmspe_by_family, out_of_fold_predictions_of_the_best)``.
+        ``(family, model, cv_rmspe_by_family, out_of_fold_predictions_of_the_best)``; the model of
+        ``polynomial+shape`` is a :class:`mlee.predict.correction.CorrectedFit`.
 
     Raises:
         BackendMissing: scikit-learn is not installed.
@@ -151,12 +161,39 @@ def choose_family(X: Any, y: Any, degrees: tuple[int, ...]) -> tuple[str, Any, d
     _sklearn()
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
+    fits: dict[str, Callable[[Any, Any, int], Any]] = dict(fitters(degrees))
+    data = {name: X for name in fits}
+    if shape is not None and len(y) >= SHAPE_MIN_POINTS:
+        from mlee.predict.correction import fit_corrected
+
+        names, F = shape
+        n = X.shape[1]
+        fits["polynomial+shape"] = lambda XF, yy, seed: fit_corrected(XF, yy, n, tuple(names), degrees, seed)
+        data["polynomial+shape"] = np.hstack([X, np.asarray(F, dtype=float)])
     scores: dict[str, float | None] = {}
     oof: dict[str, Any] = {}
-    for name, fit in fitters(degrees).items():
-        oof[name] = oof_predictions(X, y, fit)
+    for name, fit in fits.items():
+        oof[name] = oof_predictions(data[name], y, fit)
         s = score(y, oof[name])
         scores[name] = s if s != float("inf") else None
     ranked = sorted((s, FAMILIES.index(n), n) for n, s in scores.items() if s is not None)
     best = ranked[0][2] if ranked else "polynomial"
-    return best, fitters(degrees)[best](X, y, 0), scores, oof[best]
+    return best, fits[best](data[best], y, 0), scores, oof[best]
+
+
+def fit_auto(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[str, ...], Any] | None = None
+             ) -> tuple[Any, Any, dict[str, Any], Any]:
+    """:func:`choose_family`, unpacked for a predictor file's target.
+
+    Returns:
+        ``(model, shape correction or None, quality, out_of_fold_predictions)``; ``quality`` names the
+        family with its CV RMSPE, every family's, and the in-sample RMSPE and R².
+    """
+    import numpy as np
+
+    family, model, scores, oof = choose_family(X, y, degrees, shape)
+    corrected = family == "polynomial+shape"
+    pred = model.predict(np.hstack([np.asarray(X, dtype=float), shape[1]]) if corrected and shape else X)
+    quality = {"model": family, "cv_rmspe": scores[family], "cv_rmspe_by_family": scores,
+               "rmspe": polyfit.rmspe(y, pred), "r2": polyfit.r2(y, pred)}
+    return (model.base, model.correction, quality, oof) if corrected else (model, None, quality, oof)

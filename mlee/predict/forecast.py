@@ -102,9 +102,9 @@ class ModelPrediction:
 
 def _eval(km: KindModel, cfg: KernelConfig) -> tuple[float | None, str]:
     status = "ok" if km.in_range(cfg) else "extrapolated"
-    value = float(km.time_s.model.predict([km.vector(cfg)])[0])
+    value = km.predict_time(cfg)
     if not positive(value):
-        value = float(km.time_s.model.predict([km.clipped(cfg)])[0])
+        value = km.predict_time(cfg, clip=True)
         status = "clipped"
     return (value if positive(value) else None), status
 

@@ -20,7 +20,7 @@ MAX_DEPTH = 3
 LEARNING_RATE = 0.1
 
 
-def _sklearn_ensemble() -> Any:
+def sklearn_ensemble() -> Any:
     try:
         from sklearn import ensemble
     except ImportError as exc:
@@ -111,7 +111,7 @@ def fit_gbm(X: Any, y: Any, seed: int = 0) -> GbmModel:
     """
     import numpy as np
 
-    ensemble = _sklearn_ensemble()
+    ensemble = sklearn_ensemble()
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     if len(y) == 0 or np.any(~np.isfinite(y)) or np.any(y <= 0):

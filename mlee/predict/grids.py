@@ -17,7 +17,7 @@ from mlee.predict.kernels import KIND_FEATURES, KernelConfig, check_kind
 #: Grid names, and how many configurations ``quick`` keeps per kind (``full`` keeps all). Convolutions
 #: get the most because they dominate a CNN's runtime and have the most features.
 GRIDS = ("quick", "full")
-QUICK_PER_KIND: dict[str, int] = {"conv-bn-relu": 90, "dwconv-bn-relu": 40, "fc": 30}
+QUICK_PER_KIND: dict[str, int] = {"conv-bn-relu": 90, "dwconv-bn-relu": 80, "fc": 64}
 QUICK_DEFAULT = 24
 
 _SPATIAL = (7, 14, 28, 56, 112, 224)

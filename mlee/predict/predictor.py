@@ -7,11 +7,14 @@ Stored as JSON data, never a pickle::
      "basis": {"energy_method": "estimate", "records": [ids], "environment": "...", "power_ref_w": 24.9},
      "kernels": {"conv-bn-relu": {"features": [...], "n_points": 60, "ranges": {feature: [min, max]},
                                   "cache_bytes": {"l2": 1048576, "l3": 33554432} (with the cache features),
-                                  "time_s": {"model": {...}, "quality": {...}},
+                                  "time_s": {"model": {...}, "quality": {...},
+                                             "correction": {"fields": [...], "model": {...}} (optional)},
                                   "power_w": {"model": {...}, "quality": {...}} | null}}}
 
 ``time_s`` is the runtime of one call of the kernel on its whole batch; ``power_w`` the mean machine
-power while it runs; predicted energy is their product.
+power while it runs; predicted energy is their product. A runtime with a ``correction`` is its model's
+value times the shape correction's factor (:mod:`mlee.predict.correction`); read runtimes with
+:meth:`KindModel.predict_time`, never the model alone.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from mlee.errors import ResultFormatError
 from mlee.fsutil import atomic_write_json, finite
+from mlee.predict.correction import ShapeCorrection
 from mlee.predict.gbm import GbmModel
 from mlee.predict.kernels import KERNEL_KINDS, KernelConfig, kind_features
 from mlee.predict.polyfit import PolyModel
@@ -78,9 +82,12 @@ class Target:
 
     model: Model
     quality: dict[str, Any]
+    #: A runtime's shape correction (``--kind auto``'s ``polynomial+shape``), else None.
+    correction: ShapeCorrection | None = None
 
     def to_json(self) -> dict:
-        return {"model": self.model.to_json(), "quality": self.quality}
+        return {"model": self.model.to_json(), "quality": self.quality,
+                **({"correction": self.correction.to_json()} if self.correction is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,17 @@ class KindModel:
         """The feature vector the models of this kind take for ``cfg``."""
         return cfg.feature_vector(self.cache_bytes)
 
+    def predict_time(self, cfg: KernelConfig, clip: bool = False) -> float:
+        """Runtime of one call of ``cfg`` (features clipped to the profiled range with ``clip``), shape
+        correction included; may be non-finite or non-positive where the model extrapolates badly.
+
+        Units: seconds per call on the whole batch.
+        """
+        value = float(self.time_s.model.predict([self.clipped(cfg) if clip else self.vector(cfg)])[0])
+        if self.time_s.correction is not None:
+            value *= self.time_s.correction.factor(cfg)
+        return value
+
     def power_for(self, cfg: KernelConfig) -> float | None:
         """Power while ``cfg`` runs, at the nearest profiled point (power saturates outside the range): the
         power model's, or with ``energy_choice`` ``direct`` the direct energy over the runtime there.
@@ -121,7 +139,7 @@ class KindModel:
         """
         x = [self.clipped(cfg)]
         if self.energy_choice == "direct" and self.energy_j is not None:
-            energy, time_s = float(self.energy_j.model.predict(x)[0]), float(self.time_s.model.predict(x)[0])
+            energy, time_s = float(self.energy_j.model.predict(x)[0]), self.predict_time(cfg, clip=True)
             return energy / time_s if positive(energy) and positive(time_s) else None
         if self.power_w is None:
             return None
@@ -184,10 +202,16 @@ def _model_from_json(data: Any, n_features: int) -> Model:
     raise ValueError(f"unknown model type {kind!r}")
 
 
-def _target(data: Any, n_features: int) -> Target:
+def _target(data: Any, n_features: int, kind: str | None = None) -> Target:
+    """A target from JSON; ``kind`` given: it may hold a shape correction (runtimes only)."""
     if not isinstance(data, dict) or not isinstance(data.get("quality"), dict):
         raise ValueError("a target needs 'model' and 'quality'")
-    return Target(_model_from_json(data.get("model"), n_features), data["quality"])
+    correction = None
+    if data.get("correction") is not None:
+        if kind is None:
+            raise ValueError("only a runtime may carry a shape correction")
+        correction = ShapeCorrection.from_json(data["correction"], kind)
+    return Target(_model_from_json(data.get("model"), n_features), data["quality"], correction)
 
 
 def from_json(data: Any, path: str = "predictor") -> Predictor:
@@ -223,7 +247,7 @@ def from_json(data: Any, path: str = "predictor") -> Predictor:
             if any(not (finite(lo) and finite(hi) and lo <= hi) for lo, hi in ranges.values()):
                 raise ValueError("ranges must be [min, max] pairs of numbers")
             n_points = int(raw["n_points"])
-            time_t = _target(raw["time_s"], len(names))
+            time_t = _target(raw["time_s"], len(names), kind)
             power_t = _target(raw["power_w"], len(names)) if raw.get("power_w") is not None else None
             energy_t = _target(raw["energy_j"], len(names)) if raw.get("energy_j") is not None else None
             choice = raw.get("energy_choice") if energy_t is not None else None

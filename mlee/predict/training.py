@@ -15,7 +15,8 @@ from typing import Any
 from mlee.errors import MleeError, UsageError
 from mlee.fsutil import finite
 from mlee.predict.background import backgrounds, point_background, reference
-from mlee.predict.kernels import CACHE_KINDS, KERNEL_KINDS, KernelConfig, kind_features
+from mlee.predict.correction import field_matrix
+from mlee.predict.kernels import CACHE_KINDS, KERNEL_KINDS, KIND_FIELDS, KernelConfig, kind_features
 from mlee.predict.polyfit import PolyModel, extra_features_help
 from mlee.predict.predictor import KindModel, Predictor, Target
 from mlee.vocabulary import weakest_method_name
@@ -218,9 +219,11 @@ def constant_model(value: float, n_features: int) -> PolyModel:
     return PolyModel(0, (1.0,) * n_features, ((0,) * n_features,), (float(value),), "linear")
 
 
-def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int]) -> tuple[Target, Any]:
+def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int],
+                shape: tuple[tuple[str, ...], Any] | None = None) -> tuple[Target, Any]:
     """Fit one target, then replace the model by the constant baseline (the median) when it does not beat
-    the baseline in cross-validation; ``quality["replaced"]`` then names the model it replaced.
+    the baseline in cross-validation; ``quality["replaced"]`` then names the model it replaced. ``shape``
+    (the kernels' fields, for runtimes) lets ``auto`` try the shape correction.
 
     Returns:
         The target and, for ``auto``, the out-of-fold predictions of the model kept (else None).
@@ -231,12 +234,10 @@ def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int]) -> tupl
 
     oof = None
     if model_type == "auto" and len(y) >= 8:
-        from mlee.predict.families import choose_family
+        from mlee.predict.families import fit_auto
 
-        family, model, scores, oof = choose_family(X, y, tuple(degrees))
-        pred = model.predict(X)
-        target = Target(model, {"model": family, "cv_rmspe": scores[family], "cv_rmspe_by_family": scores,
-                                "rmspe": polyfit.rmspe(y, pred), "r2": polyfit.r2(y, pred)})
+        model, correction, quality, oof = fit_auto(X, y, tuple(degrees), shape)
+        target = Target(model, quality, correction)
     elif model_type == "gbm":
         from mlee.predict.gbm import cross_validate_gbm, fit_gbm
 
@@ -254,13 +255,13 @@ def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int]) -> tupl
         target = Target(report.model, quality)
     median = float(np.median(y))
     if len(y) < 3:
-        return Target(target.model, {**target.quality, "median": median}), None
+        return Target(target.model, {**target.quality, "median": median}, target.correction), None
     base_oof = _constant_oof(y)
     base_cv = polyfit.rmspe(y, base_oof)
     quality = {**target.quality, "median": median, "baseline_cv_rmspe": base_cv}
     cv = quality.get("cv_rmspe")
     if cv is not None and cv < base_cv:
-        return Target(target.model, quality), oof
+        return Target(target.model, quality, target.correction), oof
     pred = np.full_like(y, median)
     quality.update({"replaced": quality["model"], "replaced_cv_rmspe": cv, "model": "constant", "degree": 0,
                     "transform": "linear", "cv_rmspe": base_cv, "rmspe": polyfit.rmspe(y, pred),
@@ -359,7 +360,8 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
         X_cache = np.asarray([p.config.feature_vector(caches) for p in mine]) if caches else X
         X, caches = (X_cache, caches) if caches and extra_features_help(X, X_cache, y_time, TIME_DEGREES) else (X, None)
         ranges = {n: (float(X[:, i].min()), float(X[:, i].max())) for i, n in enumerate(kind_features(kind, caches))}
-        time_t, time_oof = _fit_target(X, y_time, model_type, TIME_DEGREES)
+        shape = (KIND_FIELDS[kind], field_matrix([p.config for p in mine], kind))
+        time_t, time_oof = _fit_target(X, y_time, model_type, TIME_DEGREES, shape)
         with_power = [i for i, p in enumerate(mine) if p.power_w is not None]
         power_t = energy_t = choice = None
         baseline = {"time_s": float(np.median(y_time))}
