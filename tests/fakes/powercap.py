@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,26 @@ def make_powercap_tree(root: Path, zones: list[Zone], control_types: tuple[str, 
 
 
 def set_energy(root: Path, zone_id: str, energy_uj: int) -> None:
-    """Move a counter: what the CPU does between two reads."""
-    (root / zone_id / "energy_uj").write_text(f"{energy_uj}\n")
+    """Move a counter: what the CPU does between two reads.
+
+    As sysfs does, a reader sees the old value or the new one, never an empty or half-written file: the
+    new text is written over the old in one ``pwrite`` (same inode, no truncation), zero-padded to the
+    old length when it is shorter (a wrap), which ``int()`` reads as the same number. ``write_text``
+    truncates first, and a sampler process reading at that instant saw an empty counter.
+    """
+    path = root / zone_id / "energy_uj"
+    if not path.exists():  # a zone that comes back after it was removed: a new file
+        path.write_text(f"{energy_uj}\n")
+        return
+    old = path.read_bytes()
+    text = f"{energy_uj}\n".encode("ascii")
+    if len(text) < len(old):
+        text = f"{energy_uj:0{len(old) - 1}d}\n".encode("ascii")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, text, 0)
+    finally:
+        os.close(fd)
 
 
 def intel_server(root: Path, packages: int = 2) -> Path:
