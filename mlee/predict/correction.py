@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlee.predict.gbm import GbmModel, Tree
+from mlee.predict.gbm import GbmModel
 from mlee.predict.kernels import KIND_FIELDS, KernelConfig
 
 #: Boosting settings of the correction: shallow trees, a slow rate and subsampling (it fits residuals
@@ -88,7 +88,7 @@ def fit_correction(fields: tuple[str, ...], F: Any, log_ratio: Any, seed: int = 
     """
     import numpy as np
 
-    from mlee.predict.gbm import sklearn_ensemble
+    from mlee.predict.gbm import sklearn_ensemble, tree_from_sklearn
 
     reg = sklearn_ensemble().GradientBoostingRegressor(
         n_estimators=N_TREES, max_depth=MAX_DEPTH, learning_rate=LEARNING_RATE, subsample=SUBSAMPLE,
@@ -97,14 +97,9 @@ def fit_correction(fields: tuple[str, ...], F: Any, log_ratio: Any, seed: int = 
     reg.fit(np.log1p(np.asarray(F, dtype=float)), target)
     # scikit-learn starts boosting from the mean; fold it into the first tree so the stored init is 0.
     mean = float(reg.init_.constant_[0][0]) if hasattr(reg.init_, "constant_") else float(target.mean())
-    trees = []
-    for i, est in enumerate(reg.estimators_[:, 0]):
-        t = est.tree_
-        shift = mean / reg.learning_rate if i == 0 else 0.0
-        trees.append(Tree(tuple(int(v) for v in t.children_left), tuple(int(v) for v in t.children_right),
-                          tuple(max(0, int(v)) for v in t.feature), tuple(float(v) for v in t.threshold),
-                          tuple(float(v) + shift for v in t.value[:, 0, 0])))
-    return ShapeCorrection(fields, GbmModel(0.0, float(reg.learning_rate), tuple(trees)))
+    trees = tuple(tree_from_sklearn(est.tree_, mean / reg.learning_rate if i == 0 else 0.0)
+                  for i, est in enumerate(reg.estimators_[:, 0]))
+    return ShapeCorrection(fields, GbmModel(0.0, float(reg.learning_rate), trees))
 
 
 @dataclass(frozen=True)

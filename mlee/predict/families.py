@@ -26,7 +26,7 @@ from typing import Any
 
 from mlee.errors import BackendMissing, UsageError
 from mlee.predict import polyfit
-from mlee.predict.gbm import GbmModel, Tree
+from mlee.predict.gbm import GbmModel, tree_from_sklearn
 from mlee.predict.polyfit import PolyModel
 
 FAMILIES = ("polynomial", "lasso", "huber", "random-forest", "gbm", "polynomial+shape")
@@ -94,13 +94,8 @@ def fit_forest(X: Any, y: Any, seed: int = 0) -> GbmModel:
     ens = _sklearn().ensemble
     reg = ens.RandomForestRegressor(n_estimators=RF_TREES, min_samples_leaf=2, random_state=seed)
     reg.fit(np.log1p(X), np.log(y))
-    trees = []
-    for est in reg.estimators_:
-        t = est.tree_
-        trees.append(Tree(tuple(int(v) for v in t.children_left), tuple(int(v) for v in t.children_right),
-                          tuple(max(0, int(v)) for v in t.feature), tuple(float(v) for v in t.threshold),
-                          tuple(float(v) for v in t.value[:, 0, 0])))
-    return GbmModel(0.0, 1.0 / len(trees), tuple(trees))
+    trees = tuple(tree_from_sklearn(est.tree_) for est in reg.estimators_)
+    return GbmModel(0.0, 1.0 / len(trees), trees)
 
 
 def _fit_polynomial(degrees: tuple[int, ...]) -> Callable[[Any, Any, int], PolyModel]:

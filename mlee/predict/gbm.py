@@ -49,6 +49,13 @@ class Tree:
         return self.value[node]
 
 
+def tree_from_sklearn(tree: Any, shift: float = 0.0) -> Tree:
+    """A fitted scikit-learn tree (``estimator.tree_``) as a :class:`Tree`, ``shift`` added to every value."""
+    return Tree(tuple(int(v) for v in tree.children_left), tuple(int(v) for v in tree.children_right),
+                tuple(max(0, int(v)) for v in tree.feature), tuple(float(v) for v in tree.threshold),
+                tuple(float(v) + shift for v in tree.value[:, 0, 0]))
+
+
 @dataclass(frozen=True)
 class GbmModel:
     """Boosted trees: ``log y = init + rate * sum(tree(log x))``."""
@@ -121,13 +128,8 @@ def fit_gbm(X: Any, y: Any, seed: int = 0) -> GbmModel:
                                              min_samples_leaf=min(3, max(1, len(y) // 4)))
     reg.fit(np.log1p(X), np.log(y))
     init = float(np.log(y).mean())  # the squared-error loss starts from the mean target
-    trees = []
-    for est in reg.estimators_[:, 0]:
-        t = est.tree_
-        trees.append(Tree(tuple(int(v) for v in t.children_left), tuple(int(v) for v in t.children_right),
-                          tuple(max(0, int(v)) for v in t.feature), tuple(float(v) for v in t.threshold),
-                          tuple(float(v) for v in t.value[:, 0, 0])))
-    return GbmModel(init, float(reg.learning_rate), tuple(trees))
+    trees = tuple(tree_from_sklearn(est.tree_) for est in reg.estimators_[:, 0])
+    return GbmModel(init, float(reg.learning_rate), trees)
 
 
 def cross_validate_gbm(X: Any, y: Any, k: int = 5, seed: int = 0) -> float | None:

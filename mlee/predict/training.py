@@ -360,7 +360,7 @@ def fit_predictor(points: Sequence[Point], model_type: str = "polynomial", stabl
         X_cache = np.asarray([p.config.feature_vector(caches) for p in mine]) if caches else X
         X, caches = (X_cache, caches) if caches and extra_features_help(X, X_cache, y_time, TIME_DEGREES) else (X, None)
         ranges = {n: (float(X[:, i].min()), float(X[:, i].max())) for i, n in enumerate(kind_features(kind, caches))}
-        shape = (KIND_FIELDS[kind], field_matrix([p.config for p in mine], kind))
+        shape = (KIND_FIELDS[kind], field_matrix([p.config for p in mine], kind)) if model_type == "auto" else None
         time_t, time_oof = _fit_target(X, y_time, model_type, TIME_DEGREES, shape)
         with_power = [i for i, p in enumerate(mine) if p.power_w is not None]
         power_t = energy_t = choice = None
