@@ -55,6 +55,8 @@ def test_profile_writes_points_that_fit_into_a_predictor(tmp_path):
     assert saved["kind"] == "profile" and saved["model"] == "fc"
     prof = saved["profile"]
     assert prof["kernel"] == "fc" and prof["torch_threads"] == 1 and len(prof["points"]) == 4
+    config = json.loads((results[0].folder / "config.json").read_text())
+    assert prof["allocator"]["mode"] == "steady" and config["allocator"] == prof["allocator"]
     windows = {w["name"]: w for w in saved["windows"]}
     for point in prof["points"]:
         assert 2 <= point["repeats"] <= 3 and point["finished"] is True

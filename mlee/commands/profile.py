@@ -28,6 +28,9 @@ def profile(
     threads: int = typer.Option(None, "--threads", min=1, help="torch intra-op threads (default: torch's)."),
     clock: str = typer.Option("wall", "--clock", help="Judge stability on wall time, or on the kernels' CPU "
                                                       "time (cpu: needs --threads 1; for shared machines)."),
+    allocator: str = typer.Option("steady", "--allocator",
+                                  help="steady: glibc reuses freed memory, so kernels do not fault in fresh pages "
+                                       "at random (docs/prediction.md); system: leave the allocator as it is."),
     export: Path = typer.Option(None, "--export", help="Also write the measured points as a layer-data CSV."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> int:
@@ -53,7 +56,8 @@ def profile(
         return 0
     base = GRID_SETTINGS[grid]
     given = {"cv_threshold": cv, "min_repeats": min_repeats, "max_repeats": max_repeats, "min_window_s": window_s}
-    settings = replace(base, clock=clock, **{k: v for k, v in given.items() if v is not None}).check()
+    given = {k: v for k, v in given.items() if v is not None}
+    settings = replace(base, clock=clock, allocator=allocator, **given).check()
     from mlee.predict.profile import check_clock_threads
 
     check_clock_threads(clock, threads)

@@ -11,9 +11,10 @@ gradient boosting on ``log1p`` of the kernel's fields (``batch``, ``fin``, ``fou
 of measured over polynomial runtime on the training points. Trees predict inside the range of ratios they
 saw, so the polynomial still decides how far a prediction extrapolates; the correction only bends it by
 shape. ``mlee fit --kind auto`` tries it from 30 points and keeps it only where it wins cross-validation
-(``polynomial+shape``): on this machine's quick grid for the 64 fc layers in most held-out splits, for the
-80 depthwise convolutions rarely; for the 90 convolutions the polynomial alone did as well (CV RMSPE
-13.7 % against 14.1 % on one profile).
+(``polynomial+shape``). On this machine's quick grids it was kept for fc layers in most held-out splits
+of a profile with 64 of them, and for the 152 depthwise convolutions (not the 96 fc layers) of a later
+profile; for the 90 convolutions the polynomial alone did as well (CV RMSPE 13.7 % against 14.1 % on
+one profile).
 
 Stored as plain tree arrays (:class:`mlee.predict.gbm.GbmModel` with ``init`` 0), never a pickle.
 """

@@ -15,9 +15,11 @@ from mlee.predict.kernels import KIND_FEATURES, KernelConfig, check_kind
 
 
 #: Grid names, and how many configurations ``quick`` keeps per kind (``full`` keeps all). Convolutions
-#: get the most because they dominate a CNN's runtime and have the most features.
+#: get the most because they dominate a CNN's runtime and have the most features; depthwise convolutions
+#: and fully connected layers keep the whole full grid (152 and 96), which their shape correction needs:
+#: with 80 and 64 points their held-out MAPE was 15-21 %, with all of them 13.6-13.7 % (docs/prediction.md).
 GRIDS = ("quick", "full")
-QUICK_PER_KIND: dict[str, int] = {"conv-bn-relu": 90, "dwconv-bn-relu": 80, "fc": 64}
+QUICK_PER_KIND: dict[str, int] = {"conv-bn-relu": 90, "dwconv-bn-relu": 152, "fc": 96}
 QUICK_DEFAULT = 24
 
 _SPATIAL = (7, 14, 28, 56, 112, 224)

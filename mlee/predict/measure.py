@@ -1,6 +1,7 @@
 """Measuring a whole model to check a prediction: ``mlee predict --measure`` and the benchmark.
 
-The model runs on synthetic inputs of its own input size in an ordinary ``infer`` session: a warm-up
+The model runs on synthetic inputs of its own input size in an ordinary ``infer`` session, with the
+memory allocator set up as for kernel profiles (:mod:`mlee.predict.allocator`): a warm-up
 window that does not count, then repeated windows of whole batches until the per-sample runtime is
 stable (the same rule as kernel profiling, on the same clock); per-sample figures are the medians over
 the repeats, as for kernels, and both wall and CPU time are recorded. The experiment folder carries the
@@ -49,16 +50,19 @@ def _measure(ref: ModelRef, batch_size: int, settings: ProfileSettings, output_d
              interval_s: float, per_layer: bool, prediction: dict | None, threads: int,
              session_kwargs: dict | None) -> dict:
     from mlee.measure.session import Measurement
+    from mlee.predict.allocator import steady_allocator
     from mlee.predict.probe import speed_probe
     from mlee.predict.profile import check_clock_threads
 
     torch = import_torch()
     settings.check()
     check_clock_threads(settings.clock, threads)
+    allocator = steady_allocator(settings.allocator)
     model = build_model(ref)
     x = torch.randn(batch_size, 3, ref.input_size, ref.input_size, generator=torch.Generator().manual_seed(0))
     config = {"command": "predict --measure", "model": ref.name, "batch_size": batch_size,
-              "input_size": ref.input_size, "backend": "pytorch", "device": "cpu", "threads": threads}
+              "input_size": ref.input_size, "backend": "pytorch", "device": "cpu", "threads": threads,
+              "allocator": allocator}
     clock = time.perf_counter
     probes = [speed_probe(settings.clock)] if settings.probe else []
     with Measurement(f"{ref.name}-measured", kind="infer", output_dir=output_dir, interval_s=interval_s,

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mlee.errors import UsageError
+from mlee.predict.allocator import ALLOCATORS, steady_allocator
 from mlee.predict.builders import build_kernel, torch_threads
 from mlee.predict.kernels import KernelConfig
 from mlee.runners.torch_backend import import_torch
@@ -59,7 +60,9 @@ class ProfileSettings:
     time is not runtime). Both are always recorded.
 
     ``probe`` runs the speed probe (:mod:`mlee.predict.probe`) between rounds; ``cold_weights`` cycles
-    through copies of a kernel's weights so they are read from memory as in a network (:func:`_rotation`).
+    through copies of a kernel's weights so they are read from memory as in a network (:func:`_rotation`);
+    ``allocator`` ``steady`` has glibc reuse freed memory instead of faulting in fresh pages at random
+    (:mod:`mlee.predict.allocator`), ``system`` leaves the allocator as it is.
 
     Units: ``min_window_s`` seconds; ``cv_threshold`` a fraction (0.05 = 5 %).
     """
@@ -72,6 +75,7 @@ class ProfileSettings:
     clock: str = "wall"
     probe: bool = True
     cold_weights: bool = True
+    allocator: str = "steady"
 
     def check(self) -> ProfileSettings:
         """Return self if sensible, else raise UsageError naming the bad value."""
@@ -82,6 +86,9 @@ class ProfileSettings:
         if not (2 <= self.min_repeats <= self.max_repeats):
             raise UsageError(f"repeats {self.min_repeats}..{self.max_repeats} are not a range of at least 2",
                              "use e.g. --min-repeats 3 --max-repeats 8")
+        if self.allocator not in ALLOCATORS:
+            raise UsageError(f"unknown allocator mode {self.allocator!r}",
+                             f"use --allocator {' or --allocator '.join(ALLOCATORS)}")
         if not self.min_window_s > 0:
             raise UsageError(f"window length {self.min_window_s} s is not positive", "use e.g. --window-s 0.1")
         return self
@@ -265,7 +272,7 @@ def _cold_bytes() -> int | None:
 def profile_kind(session: Any, kind: str, configs: Sequence[KernelConfig], settings: ProfileSettings,
                  grid_name: str, device: str = "cpu",
                  on_point: Callable[[KernelConfig, dict], None] | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> list[dict]:
+                 clock: Callable[[], float] = time.perf_counter, allocator: dict | None = None) -> list[dict]:
     """Measure every configuration of one kind in ``session``, in rounds, adding points to ``results.json``.
 
     Each round measures one window of every configuration still repeating, so a burst of load from
@@ -273,7 +280,8 @@ def profile_kind(session: Any, kind: str, configs: Sequence[KernelConfig], setti
     (where no median could remove it). A configuration leaves the rounds once stable or at
     ``max_repeats``. If the profile is interrupted, the configurations measured so far are written with
     ``finished: false``. The speed probe (:mod:`mlee.predict.probe`) runs before the first round and after
-    every round, outside any window; its times are kept as ``probe_s``.
+    every round, outside any window; its times are kept as ``probe_s``. ``allocator`` is what
+    :func:`mlee.predict.allocator.steady_allocator` set up, kept in the header.
     """
     from mlee.predict.predictor import machine_fingerprint
     from mlee.predict.probe import speed_probe
@@ -287,6 +295,7 @@ def profile_kind(session: Any, kind: str, configs: Sequence[KernelConfig], setti
     probes = [speed_probe(settings.clock, device)] if settings.probe else []
     cold_bytes = _cold_bytes() if settings.cold_weights else None
     header["cold_bytes"] = cold_bytes
+    header["allocator"] = allocator
 
     def write() -> list[dict]:
         points = [p.to_json() for p in state if p.times]
@@ -324,7 +333,9 @@ def profile_kernels(kinds: Sequence[str], configs: dict[str, list[KernelConfig]]
 
     ``on_folder`` is told each experiment folder as soon as it exists (so an interrupted profile can
     say where its points are); ``threads`` sets torch's intra-op threads (None: its default);
-    ``session_kwargs`` pass hardware stand-ins to :class:`mlee.Measurement`.
+    ``session_kwargs`` pass hardware stand-ins to :class:`mlee.Measurement`. With ``settings.allocator``
+    ``steady`` (the default) glibc's malloc is set up for the rest of the process
+    (:mod:`mlee.predict.allocator`).
 
     Raises:
         SourceUnavailable, SourcePermissionError: a requested power source cannot be used (before any work).
@@ -333,15 +344,17 @@ def profile_kernels(kinds: Sequence[str], configs: dict[str, list[KernelConfig]]
 
     settings.check()
     check_clock_threads(settings.clock, threads)
+    allocator = steady_allocator(settings.allocator)
     results = []
     with torch_threads(threads) as n_threads:
         for kind in kinds:
             config = {"command": "profile", "kernel": kind, "grid": grid_name, "device": device,
-                      "n_configs": len(configs[kind]), "settings": asdict(settings), "threads": n_threads}
+                      "n_configs": len(configs[kind]), "settings": asdict(settings), "threads": n_threads,
+                      "allocator": allocator}
             with Measurement(f"kernels-{kind}", kind="profile", output_dir=output_dir, interval_s=interval_s,
                              sources=sources, config=config, **(session_kwargs or {})) as m:
                 if on_folder is not None:
                     on_folder(m.folder)
-                profile_kind(m, kind, configs[kind], settings, grid_name, device, on_point)
+                profile_kind(m, kind, configs[kind], settings, grid_name, device, on_point, allocator=allocator)
             results.append(m.result)
     return results
