@@ -172,8 +172,10 @@ def test_auto_chooses_a_family_per_kind_and_an_energy_route(tmp_path):
     km = pred.kinds["fc"]
     q = km.time_s.quality
     assert set(q["cv_rmspe_by_family"]) == {"polynomial", "lasso", "huber", "random-forest", "gbm", "polynomial+shape"}
-    finite = {k: v for k, v in q["cv_rmspe_by_family"].items() if v is not None}
-    assert q["model"] == min(finite, key=finite.get) and q["cv_rmspe"] == finite[q["model"]]
+    assert set(q["cv_mape_by_family"]) == set(q["cv_rmspe_by_family"])
+    finite = {k: v for k, v in q["cv_mape_by_family"].items() if v is not None}
+    assert q["model"] == min(finite, key=finite.get) and q["cv_mape"] == finite[q["model"]]  # chosen by CV MAPE
+    assert q["cv_rmspe"] == q["cv_rmspe_by_family"][q["model"]] and q["cv_rmspe"] >= q["cv_mape"]
     assert km.energy_choice in ("direct", "product") and km.energy_j is not None
     eq = km.energy_j.quality
     best = min(eq["cv_rmspe_direct"], eq["cv_rmspe_product"])

@@ -144,9 +144,11 @@ def choose_family(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[s
         shape: The kernels' fields and their matrix (``(names, F)``, one row per point) to also try
             ``polynomial+shape`` with (from :data:`SHAPE_MIN_POINTS` points); None: not tried.
 
+    The family with the lowest CV MAPE wins (ties: the earlier in :data:`FAMILIES`).
+
     Returns:
-        ``(family, model, cv_rmspe_by_family, out_of_fold_predictions_of_the_best)``; the model of
-        ``polynomial+shape`` is a :class:`mlee.predict.correction.CorrectedFit`.
+        ``(family, model, {"cv_rmspe": by family, "cv_mape": by family}, out_of_fold_predictions_of_the_best)``;
+        the model of ``polynomial+shape`` is a :class:`mlee.predict.correction.CorrectedFit`.
 
     Raises:
         BackendMissing: scikit-learn is not installed.
@@ -166,14 +168,19 @@ def choose_family(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[s
         fits["polynomial+shape"] = lambda XF, yy, seed: fit_corrected(XF, yy, n, tuple(names), degrees, seed)
         data["polynomial+shape"] = np.hstack([X, np.asarray(F, dtype=float)])
     scores: dict[str, float | None] = {}
+    mapes: dict[str, float | None] = {}
     oof: dict[str, Any] = {}
     for name, fit in fits.items():
         oof[name] = oof_predictions(data[name], y, fit)
         s = score(y, oof[name])
         scores[name] = s if s != float("inf") else None
-    ranked = sorted((s, FAMILIES.index(n), n) for n, s in scores.items() if s is not None)
+        mapes[name] = float(np.mean(np.abs(oof[name] - y) / y)) if scores[name] is not None else None
+    # Ranked by CV MAPE, the error held-out evaluation and the targets are stated in; RMSPE, kept beside
+    # it, weighs one badly missed point more (on one profile's 96 fc layers it preferred the plain
+    # polynomial, CV RMSPE 21.4 % against 21.6 %, while the shape correction's CV MAPE was 15.2 % to 17.2 %).
+    ranked = sorted((m, FAMILIES.index(n), n) for n, m in mapes.items() if m is not None)
     best = ranked[0][2] if ranked else "polynomial"
-    return best, fits[best](data[best], y, 0), scores, oof[best]
+    return best, fits[best](data[best], y, 0), {"cv_rmspe": scores, "cv_mape": mapes}, oof[best]
 
 
 def fit_auto(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[str, ...], Any] | None = None
@@ -182,13 +189,14 @@ def fit_auto(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[str, .
 
     Returns:
         ``(model, shape correction or None, quality, out_of_fold_predictions)``; ``quality`` names the
-        family with its CV RMSPE, every family's, and the in-sample RMSPE and R².
+        family with its CV MAPE and RMSPE, every family's, and the in-sample RMSPE and R².
     """
     import numpy as np
 
     family, model, scores, oof = choose_family(X, y, degrees, shape)
     corrected = family == "polynomial+shape"
     pred = model.predict(np.hstack([np.asarray(X, dtype=float), shape[1]]) if corrected and shape else X)
-    quality = {"model": family, "cv_rmspe": scores[family], "cv_rmspe_by_family": scores,
+    quality = {"model": family, "cv_rmspe": scores["cv_rmspe"][family], "cv_mape": scores["cv_mape"][family],
+               "cv_rmspe_by_family": scores["cv_rmspe"], "cv_mape_by_family": scores["cv_mape"],
                "rmspe": polyfit.rmspe(y, pred), "r2": polyfit.r2(y, pred)}
     return (model.base, model.correction, quality, oof) if corrected else (model, None, quality, oof)
