@@ -136,6 +136,16 @@ def score(y: Any, preds: Any) -> float:
     return value if np.isfinite(value) else float("inf")
 
 
+def mape(y: Any, preds: Any) -> float:
+    """MAPE of out-of-fold predictions (infinite where :func:`score` is: a prediction missing or not positive)."""
+    import numpy as np
+
+    if score(y, preds) == float("inf"):
+        return float("inf")
+    y = np.asarray(y, dtype=float)
+    return float(np.mean(np.abs(np.asarray(preds, dtype=float) - y) / y))
+
+
 def choose_family(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[str, ...], Any] | None = None
                   ) -> tuple[str, Any, dict[str, float | None], Any]:
     """Cross-validate every family; refit the best on all points.
@@ -174,7 +184,7 @@ def choose_family(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[s
         oof[name] = oof_predictions(data[name], y, fit)
         s = score(y, oof[name])
         scores[name] = s if s != float("inf") else None
-        mapes[name] = float(np.mean(np.abs(oof[name] - y) / y)) if scores[name] is not None else None
+        mapes[name] = mape(y, oof[name]) if scores[name] is not None else None
     # Ranked by CV MAPE, the error held-out evaluation and the targets are stated in; RMSPE, kept beside
     # it, weighs one badly missed point more (on one profile's 96 fc layers it preferred the plain
     # polynomial, CV RMSPE 21.4 % against 21.6 %, while the shape correction's CV MAPE was 15.2 % to 17.2 %).

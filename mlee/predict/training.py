@@ -270,16 +270,19 @@ def _fit_target(X: Any, y: Any, model_type: str, degrees: Sequence[int],
 
 
 def _energy_choice(X: Any, y_energy: Any, product_oof: Any) -> tuple[Target | None, str | None]:
-    """A direct energy model, and whether it beats runtime x power in cross-validation on the same folds."""
-    from mlee.predict.families import score
+    """A direct energy model, and whether it beats runtime x power in cross-validation on the same folds
+    (by CV MAPE, as families are chosen; both routes' CV RMSPE is kept beside it)."""
+    from mlee.predict.families import mape, score
 
     direct, direct_oof = _fit_target(X, y_energy, "auto", TIME_DEGREES)
     if direct_oof is None:
         return None, None
     product_cv, direct_cv = score(y_energy, product_oof), score(y_energy, direct_oof)
-    choice = "direct" if direct_cv < product_cv else "product"
-    quality = {**direct.quality, "cv_rmspe_product": product_cv if product_cv != float("inf") else None,
-               "cv_rmspe_direct": direct_cv if direct_cv != float("inf") else None}
+    product_mape, direct_mape = mape(y_energy, product_oof), mape(y_energy, direct_oof)
+    choice = "direct" if direct_mape < product_mape else "product"
+    finite = {"cv_rmspe_product": product_cv, "cv_rmspe_direct": direct_cv,
+              "cv_mape_product": product_mape, "cv_mape_direct": direct_mape}
+    quality = {**direct.quality, **{k: (v if v != float("inf") else None) for k, v in finite.items()}}
     return Target(direct.model, quality), choice
 
 
