@@ -207,3 +207,28 @@ def test_robust_and_sparse_families_fit_what_they_claim():
     assert lasso.predict(X[:5]) == pytest.approx(y[:5], rel=0.05)
     forest = fit_forest(X, y)
     assert len(forest.trees) == 100 and forest.predict(X[:1])[0] == pytest.approx(y[0], rel=0.3)
+
+
+def test_auto_ranks_families_by_cv_mape_and_keeps_their_rmspe(monkeypatch):
+    """One family misses a single point badly (low MAPE, high RMSPE), the other every point a little:
+    the MAPE ranks the first ahead, where RMSPE would have chosen the second."""
+    pytest.importorskip("sklearn")
+    from mlee.predict import families as FA
+
+    y = np.linspace(1.0, 2.0, 40)
+    X = np.arange(40, dtype=float)[:, None]  # the point's index: the fakes look their answer up
+
+    class Off:
+        def __init__(self, factor):
+            self.factor = factor
+
+        def predict(self, Z):
+            return y[Z[:, 0].astype(int)] * self.factor(Z[:, 0].astype(int))
+
+    one_miss = lambda XX, yy, seed: Off(lambda i: np.where(i == 7, 2.0, 1.0))  # noqa: E731
+    all_a_little = lambda XX, yy, seed: Off(lambda i: np.full(len(i), 1.1))  # noqa: E731
+    monkeypatch.setattr(FA, "fitters", lambda degrees: {"polynomial": all_a_little, "lasso": one_miss})
+    family, _, scores, _ = FA.choose_family(X, y, (1,))
+    assert family == "lasso"
+    assert scores["cv_mape"]["lasso"] == pytest.approx(1 / 40) and scores["cv_mape"]["polynomial"] == pytest.approx(0.1)
+    assert scores["cv_rmspe"]["lasso"] > scores["cv_rmspe"]["polynomial"]  # RMSPE would have ranked them the other way

@@ -14,7 +14,7 @@ in, so profiles and the model runs that check them both set glibc to serve every
 (``M_TRIM_THRESHOLD``): freed tensors are reused, and the same kernel took 25 ms without a fault.
 
 This is what PyTorch's CPU performance guides reach with jemalloc or tcmalloc (``LD_PRELOAD``); mallopt
-needs no extra library. A process already running under jemalloc or tcmalloc is left as it is.
+needs no extra library. A process already running under jemalloc, tcmalloc or mimalloc is left as it is.
 glibc still maps memory itself when its heap cannot grow. The setting holds for the rest of the process
 (glibc cannot go back to its moving threshold): the commands that set it are short-lived, and what was set
 is kept with every profile and model measurement.
@@ -58,13 +58,14 @@ def steady_allocator(mode: str = "steady", libc: Any | None = None, preload: str
         preload: ``LD_PRELOAD`` (None: this process's); an allocator named there is left alone.
 
     Returns:
-        ``{"mode", "allocator", "tuned", ...}``: ``tuned`` says whether the thresholds were set; when
-        they were, ``mmap_threshold_bytes`` and ``trim_threshold_bytes``; when not, ``reason``.
+        ``{"mode", "allocator", "tuned", ...}``: ``tuned`` says whether glibc was set up; when it was,
+        ``mmap_max`` and ``trim_threshold_bytes``; when not, ``reason``.
     """
     from mlee.errors import UsageError
 
     if mode not in ALLOCATORS:
-        raise UsageError(f"unknown allocator mode {mode!r}", f"use --allocator {' or --allocator '.join(ALLOCATORS)}")
+        raise UsageError(f"unknown allocator mode {mode!r}",
+                         f"use --allocator {' or --allocator '.join(ALLOCATORS)}")
     preload = os.environ.get("LD_PRELOAD", "") if preload is None else preload
     other = next((name for name in _PRELOADED if name in preload), None)
     if other is not None:

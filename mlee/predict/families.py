@@ -147,7 +147,7 @@ def mape(y: Any, preds: Any) -> float:
 
 
 def choose_family(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[str, ...], Any] | None = None
-                  ) -> tuple[str, Any, dict[str, float | None], Any]:
+                  ) -> tuple[str, Any, dict[str, dict[str, float | None]], Any]:
     """Cross-validate every family; refit the best on all points.
 
     Args:

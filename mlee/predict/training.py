@@ -280,9 +280,9 @@ def _energy_choice(X: Any, y_energy: Any, product_oof: Any) -> tuple[Target | No
     product_cv, direct_cv = score(y_energy, product_oof), score(y_energy, direct_oof)
     product_mape, direct_mape = mape(y_energy, product_oof), mape(y_energy, direct_oof)
     choice = "direct" if direct_mape < product_mape else "product"
-    finite = {"cv_rmspe_product": product_cv, "cv_rmspe_direct": direct_cv,
+    errors = {"cv_rmspe_product": product_cv, "cv_rmspe_direct": direct_cv,
               "cv_mape_product": product_mape, "cv_mape_direct": direct_mape}
-    quality = {**direct.quality, **{k: (v if v != float("inf") else None) for k, v in finite.items()}}
+    quality = {**direct.quality, **{k: (v if v != float("inf") else None) for k, v in errors.items()}}
     return Target(direct.model, quality), choice
 
 
