@@ -6,7 +6,8 @@ model is left out by construction. For each model the script predicts per-sample
 from its kernels, then measures it (``mlee predict --measure``'s loop, same threads), and prints the
 absolute percentage errors and their mean (MAPE), side by side with a baseline that knows only the
 model's MACs (runtime = MACs / the conv kernels' median MAC rate; energy = that runtime x the median
-kernel power). The issue's target is a runtime MAPE under 15 %.
+kernel power). Issue 18's target for whole models is a MAPE under 20 % on at least 8 models; the
+stricter 15 % the first prediction work aimed at is judged beside it.
 
     .venv/bin/python scripts/bench_predict.py --predictor results/predictor.json
     .venv/bin/python scripts/bench_predict.py --profile        # profile the quick grid first (~5-10 min)
@@ -161,6 +162,12 @@ def held_out(data: Path, kinds: list[str], seeds: int, fraction: float = 0.3) ->
         print()
 
 
+def _verdict(value: float) -> str:
+    """Whole-model MAPE against issue 18's target (< 20 %) and the stricter 15 % beside it."""
+    return "; ".join(f"target < {limit} %{' (issue 18)' if limit == 20 else ''}: "
+                     f"{'met' if value < limit / 100 else 'NOT met'}" for limit in (20, 15))
+
+
 def _ape(pred: float | None, meas: float | None) -> float | None:
     return abs(pred - meas) / meas if pred is not None and meas else None
 
@@ -265,13 +272,13 @@ def main() -> int:
         print(f"compared predictor {args.compare}: runtime MAPE {100 * mape('t_cmp'):.1f} %, energy MAPE "
               + (f"{100 * e_cmp:.1f} %" if e_cmp is not None else "n/a") + " on the same measurements")
     print(f"runtime MAPE {100 * t_mape:.1f} % (baseline {100 * t_base:.1f} %, ratio {t_mape / t_base:.2f}) "
-          f"over {len(rows)} models; target < 15 %: {'met' if t_mape < 0.15 else 'NOT met'}")
+          f"over {len(rows)} models; {_verdict(t_mape)}")
     if t_corr is not None:
         print(f"runtime MAPE after correcting for machine speed drift (speed probe): {100 * t_corr:.1f} %; "
-              f"target < 15 %: {'met' if t_corr < 0.15 else 'NOT met'}")
+              f"{_verdict(t_corr)}")
     if e_mape is not None and e_base is not None:
         print(f"energy MAPE {100 * e_mape:.1f} % (baseline {100 * e_base:.1f} %, ratio {e_mape / e_base:.2f}); "
-              f"energy method of the measurements: {predictor.basis.get('energy_method')}")
+              f"{_verdict(e_mape)}; energy method of the measurements: {predictor.basis.get('energy_method')}")
     print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f}; experiment folders in {out_dir}")
     return 0
 

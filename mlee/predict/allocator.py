@@ -38,6 +38,16 @@ ALLOCATORS = ("steady", "system")
 _PRELOADED = ("jemalloc", "tcmalloc", "mimalloc")
 
 
+def check_mode(mode: str) -> str:
+    """Return ``mode`` if it is one of :data:`ALLOCATORS`, else raise UsageError naming the fix."""
+    from mlee.errors import UsageError
+
+    if mode not in ALLOCATORS:
+        raise UsageError(f"unknown allocator mode {mode!r}",
+                         f"use --allocator {' or --allocator '.join(ALLOCATORS)}")
+    return mode
+
+
 def load_libc() -> Any | None:
     """The C library, or None where it cannot be loaded (then nothing is tuned)."""
     name = ctypes.util.find_library("c")
@@ -61,11 +71,7 @@ def steady_allocator(mode: str = "steady", libc: Any | None = None, preload: str
         ``{"mode", "allocator", "tuned", ...}``: ``tuned`` says whether glibc was set up; when it was,
         ``mmap_max`` and ``trim_threshold_bytes``; when not, ``reason``.
     """
-    from mlee.errors import UsageError
-
-    if mode not in ALLOCATORS:
-        raise UsageError(f"unknown allocator mode {mode!r}",
-                         f"use --allocator {' or --allocator '.join(ALLOCATORS)}")
+    check_mode(mode)
     preload = os.environ.get("LD_PRELOAD", "") if preload is None else preload
     other = next((name for name in _PRELOADED if name in preload), None)
     if other is not None:

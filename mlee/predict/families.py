@@ -137,13 +137,16 @@ def score(y: Any, preds: Any) -> float:
 
 
 def mape(y: Any, preds: Any) -> float:
-    """MAPE of out-of-fold predictions (infinite where :func:`score` is: a prediction missing or not positive)."""
+    """MAPE of out-of-fold predictions (infinite when any is missing or not positive, as :func:`score`)."""
     import numpy as np
 
-    if score(y, preds) == float("inf"):
+    preds = np.asarray(preds, dtype=float)
+    if not np.all(np.isfinite(preds)) or np.any(preds <= 0):
         return float("inf")
     y = np.asarray(y, dtype=float)
-    return float(np.mean(np.abs(np.asarray(preds, dtype=float) - y) / y))
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = float(np.mean(np.abs(preds - y) / y))
+    return value if np.isfinite(value) else float("inf")
 
 
 def choose_family(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[str, ...], Any] | None = None

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mlee.errors import UsageError
-from mlee.predict.allocator import ALLOCATORS, steady_allocator
+from mlee.predict.allocator import check_mode, steady_allocator
 from mlee.predict.builders import build_kernel, torch_threads
 from mlee.predict.kernels import KernelConfig
 from mlee.runners.torch_backend import import_torch
@@ -86,9 +86,7 @@ class ProfileSettings:
         if not (2 <= self.min_repeats <= self.max_repeats):
             raise UsageError(f"repeats {self.min_repeats}..{self.max_repeats} are not a range of at least 2",
                              "use e.g. --min-repeats 3 --max-repeats 8")
-        if self.allocator not in ALLOCATORS:
-            raise UsageError(f"unknown allocator mode {self.allocator!r}",
-                             f"use --allocator {' or --allocator '.join(ALLOCATORS)}")
+        check_mode(self.allocator)
         if not self.min_window_s > 0:
             raise UsageError(f"window length {self.min_window_s} s is not positive", "use e.g. --window-s 0.1")
         return self
