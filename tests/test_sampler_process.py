@@ -195,3 +195,25 @@ def test_a_fresh_process_whose_first_open_failed_still_loads_and_writes_the_stat
         time.sleep(2.0)  # longer than the process's loading
     assert m.result.results["sampler"]["process_reused"] is True
     assert "rapl_package-0.csv" in json.loads((m.folder / "power" / "stats.json").read_text())["traces"]
+
+
+def test_a_sampler_process_starts_when_the_measured_process_has_no_stderr(monkeypatch):
+    """A measured process started with standard error closed (`2>&-` in a cron line) still gets its sampler
+    process: library chatter goes to /dev/null instead (this path once raised NameError)."""
+    from mlee.measure import pool
+
+    real_fstat = os.fstat
+
+    def fstat(fd):
+        if fd == 2:
+            raise OSError(9, "Bad file descriptor")
+        return real_fstat(fd)
+
+    monkeypatch.setattr(pool.os, "fstat", fstat)
+    assert pool._stderr_fd() == subprocess.DEVNULL
+    proc = pool.SamplerProcess()
+    try:
+        assert proc.usable()
+    finally:
+        proc.close()
+    assert proc.proc.returncode is not None

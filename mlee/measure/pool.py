@@ -292,6 +292,8 @@ class RemoteSampler:
 
 def _stderr_fd() -> int:
     """The measured process's standard error descriptor, or /dev/null where it is closed."""
+    import subprocess
+
     try:
         os.fstat(2)
     except OSError:

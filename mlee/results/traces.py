@@ -172,8 +172,6 @@ def _parse_rows(block: bytes, ncols: int, valid_at: int | None) -> tuple[Any, bo
 
 def _check_flags(arr: Any, empty: bool, bad: int, valid_at: int | None) -> tuple[Any, bool, int]:
     """Rows whose ``valid`` flag is neither 0 nor 1 are invalid rows too: left out and counted."""
-    import numpy as np
-
     if valid_at is None or not arr.size:
         return arr, empty, bad
     flags = arr[:, valid_at]
