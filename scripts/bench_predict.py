@@ -200,7 +200,7 @@ def main() -> int:
 
     from mlee.predict.decompose import decompose
     from mlee.predict.forecast import predict_model
-    from mlee.predict.measure import MODEL_SETTINGS, measure_model
+    from mlee.predict.measure import measure_model, settings_for
     from mlee.predict.models import build_model, resolve_model
     from mlee.predict.probe import drift
 
@@ -214,7 +214,7 @@ def main() -> int:
     other = _load(args.compare) if args.compare is not None else None
     clock = predictor.basis.get("clock") or "wall"  # compare on the clock the predictor was fit on
     models = args.models.split(",") if args.models else (REDUCED if args.reduced else MODELS)
-    settings = replace(MODEL_SETTINGS, clock=clock)
+    settings = settings_for(predictor)  # its clock and its profiles' allocator
     if args.reduced:
         settings = replace(settings, min_window_s=0.2, max_repeats=5)
     macs_per_s, base_w = _baseline(predictor)

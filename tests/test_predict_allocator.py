@@ -98,3 +98,28 @@ def test_on_real_glibc_freed_blocks_are_reused_without_page_faults():
     pages = (40 << 20) // 4096
     assert float(before) > 0.5 * pages  # every block faulted in afresh
     assert float(after) < 0.01 * pages  # the same block reused from the heap
+
+
+def test_a_model_check_runs_under_the_allocator_its_predictor_was_profiled_under():
+    """`predict --measure` and the benchmark take the allocator (and clock) from the predictor's profiles:
+    `--allocator system` profiles are checked under glibc as it is, older ones (none recorded) too."""
+    from types import SimpleNamespace
+
+    from mlee.predict.measure import MODEL_SETTINGS, settings_for
+    from mlee.predict.predictor import profile_fingerprint
+
+    env = {"cpu": {"model": "AMD EPYC"}, "mlee_version": "1.0"}
+    header = {"device": "cpu", "torch_threads": 1, "torch_version": "2.4"}
+    modes = {}
+    for label, allocator in (("steady", {"mode": "steady", "tuned": True}), ("system", {"mode": "system"}),
+                             ("old", None), ("garbage", "steady"), ("unknown", {"mode": "jemalloc"})):
+        fp = profile_fingerprint({**header, **({"allocator": allocator} if allocator is not None else {})}, env)
+        assert fp["cpu_model"] == "AMD EPYC" and fp["torch_threads"] == 1
+        predictor = SimpleNamespace(fingerprint=fp, basis={"clock": "cpu"})
+        settings = settings_for(predictor)
+        assert settings.clock == "cpu" and settings.min_window_s == MODEL_SETTINGS.min_window_s
+        modes[label] = settings.allocator
+    assert modes == {"steady": "steady", "system": "system", "old": "system", "garbage": "system",
+                     "unknown": "system"}
+    imported = SimpleNamespace(fingerprint={"device": "Jetson"}, basis={})  # layer data: no allocator, no clock
+    assert (settings_for(imported).allocator, settings_for(imported).clock) == ("system", "wall")

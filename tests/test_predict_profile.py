@@ -72,6 +72,7 @@ def test_profile_writes_points_that_fit_into_a_predictor(tmp_path):
     data = json.loads(out.read_text())
     assert sorted(data["kernels"]) == ["fc", "relu"]
     assert data["basis"]["energy_method"] == "estimate" and data["fingerprint"]["torch_threads"] == 1
+    assert data["fingerprint"]["allocator"] == "steady"  # what predict --measure sets up to check it
     assert data["kernels"]["fc"]["n_points"] == 4
     # the same points as layer data: exported, then fit again from the CSV alone
     csv_path, again = tmp_path / "layers.csv", tmp_path / "again.json"

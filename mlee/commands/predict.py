@@ -53,15 +53,13 @@ def predict(
                 + (f" ({100 * cover:.3g} % of the FLOPs)" if not pred.complete and cover is not None else ""))
     measured = None
     if measure:
-        from dataclasses import replace
-
-        from mlee.predict.measure import MODEL_SETTINGS, measure_model
+        from mlee.predict.measure import measure_model, settings_for
 
         if threads is None:
             threads = pred_obj.fingerprint.get("torch_threads")
         message(f"measuring {name} (batch {batch_size}, {threads or 'default'} thread(s)) ...")
         O.busy_warning()
-        measured = measure_model(ref, batch_size, replace(MODEL_SETTINGS, clock=pred.clock),
+        measured = measure_model(ref, batch_size, settings_for(pred_obj),
                                  output_dir=str(output_dir), sources=O.power_sources(sources), per_layer=per_layer,
                                  prediction=pred.to_json(), threads=threads)
         message(f"measurement written to {measured['folder']}")

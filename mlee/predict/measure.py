@@ -24,6 +24,18 @@ from mlee.runners.torch_backend import import_torch
 MODEL_SETTINGS = ProfileSettings(cv_threshold=0.05, min_repeats=3, max_repeats=6, min_window_s=0.3)
 
 
+def settings_for(predictor: Any, base: ProfileSettings = MODEL_SETTINGS) -> ProfileSettings:
+    """``base`` on the clock ``predictor`` was fit on and under the allocator its profiles were measured
+    under, so that a model run checks a prediction as its kernels were measured. A predictor that does not
+    name an allocator (fit before mlee recorded it, or on imported layer data) gets ``system``: glibc as it
+    is, as such profiles were measured.
+    """
+    from dataclasses import replace
+
+    return replace(base, clock=predictor.basis.get("clock") or "wall",
+                   allocator=predictor.fingerprint.get("allocator") or "system")
+
+
 def measure_model(ref: ModelRef, batch_size: int = 1, settings: ProfileSettings = MODEL_SETTINGS,
                   output_dir: str = "results", sources: Any = None, interval_s: float = 0.1,
                   per_layer: bool = False, prediction: dict | None = None, threads: int | None = None,

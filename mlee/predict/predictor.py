@@ -3,7 +3,7 @@
 Stored as JSON data, never a pickle::
 
     {"schema_version": 1, "kind": "mlee-predictor", "model_type": "polynomial" | "gbm",
-     "fingerprint": {"cpu_model", "torch_version", "mlee_version", "device", "torch_threads"},
+     "fingerprint": {"cpu_model", "torch_version", "mlee_version", "device", "torch_threads", "allocator"},
      "basis": {"energy_method": "estimate", "records": [ids], "environment": "...", "power_ref_w": 24.9},
      "kernels": {"conv-bn-relu": {"features": [...], "n_points": 60, "ranges": {feature: [min, max]},
                                   "cache_bytes": {"l2": 1048576, "l3": 33554432} (with the cache features),
@@ -28,6 +28,7 @@ from typing import Any
 
 from mlee.errors import ResultFormatError
 from mlee.fsutil import atomic_write_json, finite
+from mlee.predict.allocator import ALLOCATORS
 from mlee.predict.correction import ShapeCorrection
 from mlee.predict.gbm import GbmModel
 from mlee.predict.kernels import KERNEL_KINDS, KernelConfig, kind_features
@@ -57,6 +58,23 @@ def machine_fingerprint(device: str = "cpu") -> dict[str, Any]:
     model = cpu_facts().get("model") or platform.processor() or None
     return {"cpu_model": model, "torch_version": torch_version, "mlee_version": __version__,
             "device": device, "torch_threads": threads}
+
+
+def profile_fingerprint(prof: dict, env_info: dict) -> dict[str, Any]:
+    """What a profile record's figures depend on, as :func:`machine_fingerprint` says it for this machine,
+    plus the allocator mode it was measured under (``steady`` or ``system``; see
+    :mod:`mlee.predict.allocator`). A profile made before mlee set up the allocator records none: it ran
+    under glibc's own settings, ``system``.
+
+    Args:
+        prof: The record's ``profile`` header; ``env_info`` its ``environment_info``.
+    """
+    cpu = env_info.get("cpu") if isinstance(env_info.get("cpu"), dict) else {}
+    allocator = prof.get("allocator")
+    mode = allocator.get("mode") if isinstance(allocator, dict) else None
+    return {"cpu_model": cpu.get("model") or prof.get("cpu_model"), "torch_version": prof.get("torch_version"),
+            "mlee_version": env_info.get("mlee_version"), "device": prof.get("device"),
+            "torch_threads": prof.get("torch_threads"), "allocator": mode if mode in ALLOCATORS else "system"}
 
 
 def describe(fp: dict[str, Any]) -> str:

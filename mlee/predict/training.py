@@ -18,7 +18,7 @@ from mlee.predict.background import backgrounds, point_background, reference
 from mlee.predict.correction import field_matrix
 from mlee.predict.kernels import CACHE_KINDS, KERNEL_KINDS, KIND_FIELDS, KernelConfig, kind_features
 from mlee.predict.polyfit import PolyModel, extra_features_help
-from mlee.predict.predictor import KindModel, Predictor, Target
+from mlee.predict.predictor import KindModel, Predictor, Target, profile_fingerprint
 from mlee.vocabulary import weakest_method_name
 
 #: Degrees tried for runtime and for power (power may well be a constant: degree 0).
@@ -148,9 +148,7 @@ def points_from_records(records: Iterable[dict]) -> tuple[list[Point], list[str]
             continue
         env_info = rec.get("environment_info") if isinstance(rec.get("environment_info"), dict) else {}
         cpu = env_info.get("cpu") if isinstance(env_info.get("cpu"), dict) else {}
-        fp = {"cpu_model": cpu.get("model") or prof.get("cpu_model"), "torch_version": prof.get("torch_version"),
-              "mlee_version": env_info.get("mlee_version"), "device": prof.get("device"),
-              "torch_threads": prof.get("torch_threads")}
+        fp = profile_fingerprint(prof, env_info)
         clock = prof.get("clock") if prof.get("clock") in ("wall", "cpu") else "wall"
         caches = cpu.get("cache_bytes") if isinstance(cpu.get("cache_bytes"), dict) else {}
         l2, l3 = caches.get("l2"), caches.get("l3")
