@@ -16,10 +16,10 @@ from mlee.predict.kernels import KIND_FEATURES, KernelConfig, check_kind
 
 #: Grid names, and how many configurations ``quick`` keeps per kind (``full`` keeps all). Convolutions
 #: get the most because they dominate a CNN's runtime and have the most features; depthwise convolutions
-#: and fully connected layers keep the whole full grid (152 and 96), which their shape correction needs:
-#: with 80 and 64 points their held-out MAPE was 15-21 %, with all of them 13.6-13.7 % (docs/prediction.md).
+#: keep the whole full grid (152), which their shape correction needs (with 80 points their held-out MAPE
+#: was 15-21 %, with all of them 13.7 %), and fully connected layers 160 of their 286 (docs/prediction.md).
 GRIDS = ("quick", "full")
-QUICK_PER_KIND: dict[str, int] = {"conv-bn-relu": 90, "dwconv-bn-relu": 152, "fc": 96}
+QUICK_PER_KIND: dict[str, int] = {"conv-bn-relu": 90, "dwconv-bn-relu": 152, "fc": 160}
 QUICK_DEFAULT = 24
 
 _SPATIAL = (7, 14, 28, 56, 112, 224)
@@ -100,11 +100,21 @@ def _pool_grid(kind: str, batches: tuple[int, ...]) -> list[KernelConfig]:
 
 
 def _fc_grid(batches: tuple[int, ...]) -> list[KernelConfig]:
-    sizes = (64, 256, 1000, 1024, 2048, 4096, 9216, 25088)
+    """Fully connected layers: the widths networks use (512 ResNet18, 768 ViT, 1280 MobileNetV2, 3072
+    transformer blocks, 9216 and 25088 AlexNet and VGG) between powers of two.
+
+    The runtime of a layer does not follow its costs smoothly in its input width (on the project's
+    2-core machine 256 inputs ran 2-3 times as slowly per weight as 25088 at batch 1), so the shape
+    correction needs neighbours on both sides of a layer to predict it: on one profile, held-out runtime
+    MAPE was 12.9 % with the 96 layers of 8 x 6 widths this grid had before, 9.9 % with the quick grid's
+    160 of these 286 and 8.0 % with all of them.
+    """
+    fins = (64, 128, 256, 512, 768, 1000, 1024, 1280, 2048, 3072, 4096, 9216, 25088)
+    fouts = (64, 128, 256, 512, 768, 1000, 1024, 1280, 2048, 3072, 4096)
     out = []
     for batch in batches:
-        for fin in sizes:
-            for fout in sizes[:6]:
+        for fin in fins:
+            for fout in fouts:
                 cfg = KernelConfig.make("fc", batch=batch, fin=fin, fout=fout)
                 if cfg.features()["params"] <= 1.1e8:
                     out.append(cfg)
