@@ -212,9 +212,9 @@ def main() -> int:
     path = args.predictor if args.predictor is not None else _profile(out_dir, args.threads, clock)
     predictor = _load(path)
     other = _load(args.compare) if args.compare is not None else None
-    clock = predictor.basis.get("clock") or "wall"  # compare on the clock the predictor was fit on
     models = args.models.split(",") if args.models else (REDUCED if args.reduced else MODELS)
-    settings = settings_for(predictor)  # its clock and its profiles' allocator
+    settings = settings_for(predictor)  # measured on the clock it was fit on, under its profiles' allocator
+    clock = settings.clock
     if args.reduced:
         settings = replace(settings, min_window_s=0.2, max_repeats=5)
     macs_per_s, base_w = _baseline(predictor)

@@ -92,10 +92,10 @@ class Score:
 
 
 def _errors(measured: Any, predicted: Any) -> tuple[float, float]:
-    import numpy as np
+    """MAPE and RMSPE of ``predicted`` against ``measured`` (fractions)."""
+    from mlee.predict.polyfit import mape, rmspe
 
-    rel = (np.asarray(predicted, dtype=float) - measured) / measured
-    return float(np.mean(np.abs(rel))), float(np.sqrt(np.mean(rel ** 2)))
+    return mape(measured, predicted), rmspe(measured, predicted)
 
 
 def _measured(point: Point, target: str, clock: str, probe_ref_s: float | None = None,

@@ -125,28 +125,27 @@ def oof_predictions(X: Any, y: Any, fit: Callable[[Any, Any, int], Any], k: int 
     return preds
 
 
-def score(y: Any, preds: Any) -> float:
-    """RMSPE of out-of-fold predictions (infinite when any is missing or not positive)."""
-    import numpy as np
-
-    if not np.all(np.isfinite(preds)) or np.any(preds <= 0):
-        return float("inf")
-    with np.errstate(over="ignore", invalid="ignore"):  # a wildly extrapolating fold scores inf, quietly
-        value = polyfit.rmspe(y, preds)
-    return value if np.isfinite(value) else float("inf")
-
-
-def mape(y: Any, preds: Any) -> float:
-    """MAPE of out-of-fold predictions (infinite when any is missing or not positive, as :func:`score`)."""
+def _oof_error(metric: Callable[[Any, Any], float], y: Any, preds: Any) -> float:
+    """``metric`` of out-of-fold predictions; infinite when any is missing or not positive, or the error
+    overflows (a wildly extrapolating fold scores inf, quietly)."""
     import numpy as np
 
     preds = np.asarray(preds, dtype=float)
     if not np.all(np.isfinite(preds)) or np.any(preds <= 0):
         return float("inf")
-    y = np.asarray(y, dtype=float)
     with np.errstate(over="ignore", invalid="ignore"):
-        value = float(np.mean(np.abs(preds - y) / y))
+        value = metric(y, preds)
     return value if np.isfinite(value) else float("inf")
+
+
+def score(y: Any, preds: Any) -> float:
+    """RMSPE of out-of-fold predictions (infinite when any is missing or not positive)."""
+    return _oof_error(polyfit.rmspe, y, preds)
+
+
+def mape(y: Any, preds: Any) -> float:
+    """MAPE of out-of-fold predictions (infinite when any is missing or not positive, as :func:`score`)."""
+    return _oof_error(polyfit.mape, y, preds)
 
 
 def choose_family(X: Any, y: Any, degrees: tuple[int, ...], shape: tuple[tuple[str, ...], Any] | None = None

@@ -157,6 +157,16 @@ def rmspe(y_true: Any, y_pred: Any) -> float:
         return float(np.sqrt(np.mean(((p - t) / t) ** 2)))
 
 
+def mape(y_true: Any, y_pred: Any) -> float:
+    """Mean absolute percentage error as a fraction (0.05 = 5 %)."""
+    import numpy as np
+
+    t = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    with np.errstate(over="ignore"):  # as rmspe: a runaway fit scores inf without a warning
+        return float(np.mean(np.abs((p - t) / t)))
+
+
 def r2(y_true: Any, y_pred: Any) -> float | None:
     """Coefficient of determination; None when the targets do not vary (R² is undefined)."""
     import numpy as np
